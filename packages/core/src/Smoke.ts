@@ -1,0 +1,3 @@
+import { Effect } from "effect"
+/** smoke */
+export const hello = Effect.succeed("hello")

@@ -1,0 +1,1 @@
+export * as Smoke from "./Smoke.ts"
