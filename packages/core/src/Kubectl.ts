@@ -1,0 +1,354 @@
+/**
+ * The service that runs kubectl.
+ *
+ * `spawn` starts kubectl with an argument array (never a shell) in its own process group and
+ * gives back its output as a stream of lines, its exit, and a `kill` that ends the whole
+ * process tree (kubectl may be a wrapper that starts the real binary as a child): SIGTERM to
+ * the group, SIGKILL after a grace period, and only then does `kill` return. The process
+ * belongs to the scope `spawn` runs in; closing that scope kills it the same way.
+ *
+ * Layers:
+ * - {@link layer}: runs a kubectl binary with execa, with optional kubeconfig, context and
+ *   environment;
+ * - {@link layerConfig}: the same, configured from the environment (`KUBE_FORWARD_KUBECTL`,
+ *   `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`);
+ * - {@link layerTest}: a scripted kubectl, for unit tests of code that uses this service.
+ *
+ * @since 0.1.0
+ */
+import {
+  Cause,
+  Config,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  Queue,
+  type Scope,
+  Stream
+} from "effect"
+import { execa } from "execa"
+import { LineSplitter } from "./internal/lines.ts"
+import * as Watchdog from "./internal/watchdog.ts"
+import { KubectlNotFound } from "./PortForwardError.ts"
+
+/**
+ * One line kubectl printed, without its line ending, and which stream it came from.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface OutputLine {
+  readonly stream: "stdout" | "stderr"
+  readonly text: string
+}
+
+/**
+ * How a kubectl process ended: its exit code, or the signal that ended it.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ExitStatus {
+  readonly exitCode: number | null
+  readonly signal: string | null
+}
+
+/**
+ * A running kubectl process.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface KubectlProcess {
+  /** The process id (also its process group id). */
+  readonly pid: number
+  /**
+   * Everything kubectl prints, line by line, stdout and stderr interleaved in the order they
+   * arrived. Ends when the process has exited and both pipes are closed. Meant for a single
+   * consumer, which should keep reading: kubectl blocks when its output is not drained.
+   */
+  readonly output: Stream.Stream<OutputLine>
+  /** Waits for the process (and everything holding its pipes) to end. */
+  readonly exit: Effect.Effect<ExitStatus>
+  /** The exit status if the process has ended, without waiting. */
+  readonly exitStatus: Effect.Effect<Option.Option<ExitStatus>>
+  /**
+   * Ends the whole process tree: SIGTERM to the process group, SIGKILL after the grace
+   * period, then waits until nothing of it is left. Idempotent.
+   */
+  readonly kill: Effect.Effect<ExitStatus>
+}
+
+/**
+ * The kubectl runner.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class Kubectl extends Context.Service<Kubectl, {
+  /** The binary (for messages). */
+  readonly binary: string
+  /** Starts kubectl with `args` (one array element per argument). The process lives until it exits, `kill` is called, or the scope closes. */
+  readonly spawn: (args: ReadonlyArray<string>) => Effect.Effect<KubectlProcess, KubectlNotFound, Scope.Scope>
+}>()("@kube-forward/core/Kubectl") {}
+
+/**
+ * Options of the execa-backed kubectl runner.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The kubectl binary: a name looked up on `PATH` or a path. Default `"kubectl"`. */
+  readonly binary?: string | undefined
+  /** A kubeconfig file passed to every call (`--kubeconfig=`); a spec's own kubeconfig wins. */
+  readonly kubeconfig?: string | undefined
+  /** A context passed to every call (`--context=`); a spec's own context wins. */
+  readonly context?: string | undefined
+  /** Extra environment variables for kubectl (added to this process's environment). */
+  readonly env?: Readonly<Record<string, string>> | undefined
+  /** How long kubectl may take to exit after SIGTERM before it gets SIGKILL. Default 2 seconds. */
+  readonly killGrace?: Duration.Input | undefined
+  /**
+   * Start a watchdog process that ends this process's kubectl processes if this process dies
+   * without running its finalizers (SIGKILL). Default `true`.
+   */
+  readonly watchdog?: boolean | undefined
+}
+
+const isGroupAlive = (pgid: number): boolean => {
+  try {
+    process.kill(-pgid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+const signalGroup = (pgid: number, signal: NodeJS.Signals): void => {
+  try {
+    process.kill(-pgid, signal)
+  } catch {
+    // the group is gone already
+  }
+}
+
+/**
+ * After the leader exited: make sure no member of its group outlives it (a wrapper's child that
+ * ignored SIGTERM, say). Polls the group briefly; it is normally empty on the first look.
+ */
+const reapGroup = (pgid: number): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    if (!isGroupAlive(pgid)) return
+    signalGroup(pgid, "SIGKILL")
+    for (let i = 0; i < 400 && isGroupAlive(pgid); i++) yield* Effect.sleep("5 millis")
+  })
+
+/** Merges the layer's global flags before the caller's arguments; a later flag overrides an earlier one. */
+const globalFlags = (options: Options): Array<string> => [
+  ...(options.kubeconfig !== undefined ? [`--kubeconfig=${options.kubeconfig}`] : []),
+  ...(options.context !== undefined ? [`--context=${options.context}`] : [])
+]
+
+const makeSpawner = (options: Options) => {
+  const binary = options.binary ?? "kubectl"
+  const grace = Duration.toMillis(options.killGrace ?? Duration.seconds(2))
+  const useWatchdog = options.watchdog ?? true
+  const flags = globalFlags(options)
+
+  return (args: ReadonlyArray<string>): Effect.Effect<KubectlProcess, KubectlNotFound, Scope.Scope> =>
+    Effect.acquireRelease(
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<OutputLine, Cause.Done>()
+        const exited = yield* Deferred.make<ExitStatus>()
+        let status: ExitStatus | undefined
+        const subprocess = execa(binary, [...flags, ...args], {
+          killDescendants: true,
+          forceKillAfterDelay: grace,
+          cleanup: true,
+          stdin: "ignore",
+          stdout: "pipe",
+          stderr: "pipe",
+          buffer: false,
+          reject: false,
+          env: options.env,
+          extendEnv: true
+        })
+        const pid = subprocess.pid
+        if (pid === undefined) {
+          const result = yield* Effect.promise(() => subprocess)
+          return yield* new KubectlNotFound({
+            binary,
+            detail: (result as { readonly code?: string }).code === "ENOENT"
+              ? `${binary} was not found on PATH (set the binary in Kubectl.layer or KUBE_FORWARD_KUBECTL)`
+              : result.shortMessage ?? result.message ?? "spawn failed"
+          })
+        }
+        if (useWatchdog) Watchdog.guard(pid)
+        const pipe = (stream: NodeJS.ReadableStream | null, name: OutputLine["stream"]) => {
+          if (stream === null) return
+          const splitter = new LineSplitter()
+          stream.on("data", (chunk: Uint8Array | string) => {
+            for (const text of splitter.push(chunk)) Queue.offerUnsafe(queue, { stream: name, text })
+          })
+          stream.on("end", () => {
+            for (const text of splitter.end()) Queue.offerUnsafe(queue, { stream: name, text })
+          })
+        }
+        pipe(subprocess.stdout, "stdout")
+        pipe(subprocess.stderr, "stderr")
+        subprocess.then((result) => {
+          status = { exitCode: result.exitCode ?? null, signal: result.signal ?? null }
+          Queue.endUnsafe(queue)
+          Deferred.doneUnsafe(exited, Effect.succeed(status))
+        }, (error: unknown) => {
+          status = { exitCode: null, signal: String(error) }
+          Queue.endUnsafe(queue)
+          Deferred.doneUnsafe(exited, Effect.succeed(status))
+        })
+        const exit = Deferred.await(exited).pipe(
+          Effect.tap(() => reapGroup(pid)),
+          Effect.tap(() => Effect.sync(() => useWatchdog && Watchdog.release(pid)))
+        )
+        const kill = Effect.suspend(() => {
+          if (!Deferred.isDoneUnsafe(exited)) subprocess.kill("SIGTERM")
+          return exit
+        })
+        const process: KubectlProcess = {
+          pid,
+          output: Stream.fromQueue(queue),
+          exit,
+          exitStatus: Effect.sync(() => Option.fromUndefinedOr(status)),
+          kill
+        }
+        return process
+      }),
+      (process) => process.kill
+    )
+}
+
+/**
+ * Runs kubectl with execa.
+ *
+ * @example
+ * ```ts
+ * import { Kubectl } from "@kube-forward/core"
+ * const KubectlLive = Kubectl.layer({ binary: "/usr/local/bin/kubectl", context: "staging" })
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<Kubectl> =>
+  Layer.succeed(Kubectl, Kubectl.of({ binary: options.binary ?? "kubectl", spawn: makeSpawner(options) }))
+
+/**
+ * Runs kubectl with execa, configured from the environment:
+ * `KUBE_FORWARD_KUBECTL` (the binary, default `kubectl`), `KUBECONFIG` (passed as
+ * `--kubeconfig` when it names a single file), `KUBE_FORWARD_CONTEXT` (the context).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig: Layer.Layer<Kubectl, Config.ConfigError> = Layer.unwrap(
+  Effect.gen(function*() {
+    const binary = yield* Config.String("KUBE_FORWARD_KUBECTL").pipe(Config.withDefault("kubectl"))
+    const kubeconfig = yield* Config.option(Config.String("KUBECONFIG"))
+    const context = yield* Config.option(Config.String("KUBE_FORWARD_CONTEXT"))
+    const single = Option.filter(kubeconfig, (k) => k.length > 0 && !k.includes(":"))
+    return layer({
+      binary,
+      kubeconfig: Option.getOrUndefined(single),
+      context: Option.getOrUndefined(Option.filter(context, (c) => c.length > 0))
+    })
+  })
+)
+
+/**
+ * What a scripted kubectl does: print `output` (strings are stdout lines), then exit with
+ * `exit` (or when that effect completes), or run until it is killed when `exit` is left out.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface TestScript {
+  readonly output?: ReadonlyArray<OutputLine | string> | undefined
+  readonly exit?: ExitStatus | Effect.Effect<ExitStatus> | undefined
+  /** Runs when the process is killed. */
+  readonly onKill?: Effect.Effect<void> | undefined
+}
+
+let testPid = 900_000
+
+/**
+ * A scripted kubectl for unit tests of code built on this service: `script` receives the
+ * arguments of each spawn (and its number, from 0) and says what that process prints and how
+ * it ends. Nothing is started.
+ *
+ * @example
+ * ```ts
+ * const KubectlTest = Kubectl.layerTest(() => ({
+ *   output: ["Forwarding from 127.0.0.1:8080 -> 80"]
+ * }))
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerTest = (
+  script: (args: ReadonlyArray<string>, index: number) => TestScript | Effect.Effect<TestScript>
+): Layer.Layer<Kubectl> => {
+  let index = 0
+  return Layer.succeed(
+    Kubectl,
+    Kubectl.of({
+      binary: "kubectl (test)",
+      spawn: (args) =>
+        Effect.acquireRelease(
+          Effect.gen(function*() {
+            const result = script(args, index++)
+            const s = Effect.isEffect(result) ? yield* result : result
+            const queue = yield* Queue.unbounded<OutputLine, Cause.Done>()
+            const exited = yield* Deferred.make<ExitStatus>()
+            let ended: ExitStatus | undefined
+            const finish = (status: ExitStatus) =>
+              Effect.sync(() => {
+                if (Deferred.isDoneUnsafe(exited)) return
+                ended = status
+                Queue.endUnsafe(queue)
+                Deferred.doneUnsafe(exited, Effect.succeed(status))
+              })
+            for (const line of s.output ?? []) {
+              Queue.offerUnsafe(queue, typeof line === "string" ? { stream: "stdout", text: line } : line)
+            }
+            if (s.exit !== undefined) {
+              const exit = s.exit
+              yield* (Effect.isEffect(exit) ? exit : Effect.succeed(exit)).pipe(
+                Effect.flatMap(finish),
+                Effect.forkDetach
+              )
+            }
+            const kill = Effect.gen(function*() {
+              if (!Deferred.isDoneUnsafe(exited)) {
+                if (s.onKill !== undefined) yield* s.onKill
+                yield* finish({ exitCode: null, signal: "SIGTERM" })
+              }
+              return yield* Deferred.await(exited)
+            })
+            const process: KubectlProcess = {
+              pid: testPid++,
+              output: Stream.fromQueue(queue),
+              exit: Deferred.await(exited),
+              exitStatus: Effect.sync(() => Option.fromUndefinedOr(ended)),
+              kill
+            }
+            return process
+          }),
+          (process) => process.kill
+        )
+    })
+  )
+}

@@ -1,0 +1,512 @@
+/**
+ * A Kubernetes port forward as a `Scope`-managed resource.
+ *
+ * `make(spec)` starts `kubectl port-forward`, waits until every requested port is listening
+ * and (by default) one connection through each port reached the pod, and gives back a
+ * {@link PortForward}. Leaving the scope closes it: kubectl's whole process tree is ended and
+ * waited for, so the local ports can be bound again, on success, failure and interruption
+ * alike.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NodeRuntime } from "@effect/platform-node"
+ * import { PortForward } from "@kube-forward/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const fwd = yield* PortForward.make({ target: "svc/web", namespace: "shop", ports: [80] })
+ *   const res = yield* Effect.promise(() => fetch(`http://127.0.0.1:${fwd.localPort}/health`))
+ *   yield* Effect.log(res.status)
+ * }).pipe(Effect.scoped, Effect.provide(PortForward.layer()))
+ *
+ * NodeRuntime.runMain(program)
+ * ```
+ *
+ * @since 0.1.0
+ */
+import {
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Option,
+  Ref,
+  Scope,
+  Stream,
+  SubscriptionRef
+} from "effect"
+import type { ForwardSpec, Input, RemotePort } from "./ForwardSpec.ts"
+import { decode } from "./ForwardSpec.ts"
+import { portForwardArgs } from "./internal/args.ts"
+import {
+  classifyFailure,
+  type ExitInfo,
+  type FailureContext,
+  type Forwarding,
+  lostReason,
+  parseForwarding,
+  parseListenFailure,
+  parseStreamError
+} from "./internal/output.ts"
+import { ioBarrier, probe } from "./internal/probe.ts"
+import * as Kubectl from "./Kubectl.ts"
+import * as PortAllocator from "./PortAllocator.ts"
+import {
+  ForwardLost,
+  KubectlFailed,
+  type PortForwardError,
+  PortInUse,
+  RemoteRefused,
+  Timeout
+} from "./PortForwardError.ts"
+import * as Retry from "./Retry.ts"
+
+// ---------------------------------------------------------------------------------------------
+// models
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * One forwarded port: where it listens locally and where it goes.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ForwardedPort {
+  /** The local address it listens on (the first one, when several were asked for). */
+  readonly address: string
+  /** The local port. */
+  readonly local: number
+  /** The remote port as requested: a number or a container port name. */
+  readonly remote: RemotePort
+  /** The container port the bytes reach, as kubectl resolved it (a service port is mapped to its target port). */
+  readonly targetPort: number
+}
+
+/**
+ * The life of a forward, as seen on {@link PortForward.status}.
+ *
+ * - `Starting`: kubectl is starting or the first attempt is being retried;
+ * - `Ready`: every port listens and carries bytes;
+ * - `Reconnecting`: kubectl went away after ready and the reconnect policy is bringing it back
+ *   (`attempt` counts from 1, `cause` is the latest failure);
+ * - `Closed`: closed by the user or the scope;
+ * - `Failed`: lost and not (or no longer) reconnecting; `error` says why.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type ForwardStatus =
+  | { readonly _tag: "Starting" }
+  | { readonly _tag: "Ready"; readonly ports: ReadonlyArray<ForwardedPort> }
+  | { readonly _tag: "Reconnecting"; readonly attempt: number; readonly cause: PortForwardError }
+  | { readonly _tag: "Closed" }
+  | { readonly _tag: "Failed"; readonly error: PortForwardError }
+
+/**
+ * An open port forward.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PortForward {
+  /** The target as given to kubectl, e.g. `pod/web` or `service/web`. */
+  readonly target: string
+  /** The namespace, when one was given. */
+  readonly namespace: string | undefined
+  /** Every forwarded port, in the order of the spec. */
+  readonly ports: ReadonlyArray<ForwardedPort>
+  /** The local port of the first forwarded port. */
+  readonly localPort: number
+  /** The remote port of the first forwarded port, as requested. */
+  readonly remotePort: RemotePort
+  /** Whether the forward carries traffic now (status `Ready`). */
+  readonly isOpen: Effect.Effect<boolean>
+  /** The current status. */
+  readonly currentStatus: Effect.Effect<ForwardStatus>
+  /** The status now and every change after, until the forward is closed or failed. */
+  readonly status: Stream.Stream<ForwardStatus>
+  /** Closes the forward now rather than at the end of the scope. Idempotent; returns once kubectl is gone and the ports are free. */
+  readonly close: Effect.Effect<void>
+  /** Waits until the forward ends: succeeds when it was closed, fails with `ForwardLost` when it was lost for good. */
+  readonly awaitClosed: Effect.Effect<void, ForwardLost>
+}
+
+// ---------------------------------------------------------------------------------------------
+// one kubectl process
+// ---------------------------------------------------------------------------------------------
+
+/** What one running kubectl process gives the forward. */
+interface Attempt {
+  readonly ports: ReadonlyArray<ForwardedPort>
+  readonly process: Kubectl.KubectlProcess
+  /** Completes when kubectl has exited: how, and what it printed on stderr last. */
+  readonly ended: Deferred.Deferred<{ readonly exit: ExitInfo; readonly stderr: ReadonlyArray<string> }>
+  /** A reason that overrides the one read from kubectl's output (set by the keepalive). */
+  readonly lossReason: Ref.Ref<string | undefined>
+}
+
+const MAX_STDERR_LINES = 500
+
+/** Assigns kubectl's `Forwarding from` lines to the requested ports. */
+class ForwardingTable {
+  readonly locals: Array<number | undefined>
+  readonly lines: Array<Array<Forwarding>>
+  readonly addresses: ReadonlyArray<string>
+  constructor(requested: ReadonlyArray<number>, addresses: ReadonlyArray<string>) {
+    this.locals = requested.map((p) => p === 0 ? undefined : p)
+    this.lines = requested.map(() => [])
+    this.addresses = addresses
+  }
+  add(line: Forwarding): void {
+    let index = this.locals.indexOf(line.local)
+    if (index === -1) {
+      index = this.locals.findIndex((l) => l === undefined)
+      if (index === -1) return
+      this.locals[index] = line.local
+    }
+    this.lines[index].push(line)
+  }
+  /** Every port has a line for each explicit address (or at least one line, with `localhost`). */
+  get complete(): boolean {
+    const expected = this.addresses.includes("localhost") ? 1 : this.addresses.length
+    return this.lines.every((l) => l.length >= expected)
+  }
+}
+
+/**
+ * Starts one kubectl process for `spec` with the given local ports (`0` = any) and waits
+ * until it is ready (and verified). Everything it starts belongs to the current scope.
+ */
+const runAttempt = Effect.fnUntraced(function*(
+  kubectl: Kubectl.Kubectl["Service"],
+  spec: ForwardSpec,
+  locals: ReadonlyArray<number>,
+  ctx: FailureContext,
+  deadline: number
+) {
+  const process = yield* kubectl.spawn(portForwardArgs(spec, locals))
+  const table = new ForwardingTable(locals, spec.addresses)
+  const stderr: Array<string> = []
+  let streamErrors = 0
+  const ready = yield* Deferred.make<ReadonlyArray<ForwardedPort>, PortForwardError>()
+  const ended = yield* Deferred.make<{ readonly exit: ExitInfo; readonly stderr: ReadonlyArray<string> }>()
+  const lossReason = yield* Ref.make<string | undefined>(undefined)
+
+  const onLine = (line: Kubectl.OutputLine): void => {
+    if (line.stream === "stdout") {
+      const forwarding = parseForwarding(line.text)
+      if (forwarding === undefined) return
+      table.add(forwarding)
+      if (table.complete && !Deferred.isDoneUnsafe(ready)) {
+        Deferred.doneUnsafe(
+          ready,
+          Effect.succeed(spec.ports.map((p, i): ForwardedPort => ({
+            address: table.lines[i][0].address,
+            local: table.lines[i][0].local,
+            remote: p.remote,
+            targetPort: table.lines[i][0].remote
+          })))
+        )
+      }
+      return
+    }
+    stderr.push(line.text)
+    if (stderr.length > MAX_STDERR_LINES) stderr.splice(0, stderr.length - MAX_STDERR_LINES)
+    if (parseStreamError(line.text) !== undefined) streamErrors++
+    if (parseListenFailure(line.text) !== undefined && !Deferred.isDoneUnsafe(ready)) {
+      // kubectl goes on with the ports it could bind; for us the forward failed
+      Deferred.doneUnsafe(ready, Effect.fail(classifyFailure(ctx, stderr, { exitCode: null, signal: null })))
+    }
+  }
+
+  yield* process.output.pipe(
+    Stream.runForEach((line) => Effect.sync(() => onLine(line))),
+    Effect.andThen(process.exit),
+    Effect.tap((exit) =>
+      Effect.sync(() => {
+        if (!Deferred.isDoneUnsafe(ready)) Deferred.doneUnsafe(ready, Effect.fail(classifyFailure(ctx, stderr, exit)))
+        Deferred.doneUnsafe(ended, Effect.succeed({ exit, stderr: stderr.slice() }))
+      })
+    ),
+    Effect.forkScoped
+  )
+
+  const remaining = Clock.currentTimeMillis.pipe(Effect.map((now) => Math.max(0, deadline - now)))
+  const timeout = (stage: "ready" | "verify") =>
+    new Timeout({ stage, after: Duration.toMillis(spec.readyTimeout), target: ctx.target })
+
+  const ports = yield* Deferred.await(ready).pipe(
+    Effect.timeoutOrElse({ duration: yield* remaining, orElse: () => Effect.fail(timeout("ready")) })
+  )
+
+  if (spec.verify) {
+    const before = streamErrors
+    yield* Effect.forEach(ports, (port) => probe(port.address, port.local), { concurrency: "unbounded" }).pipe(
+      Effect.timeoutOrElse({ duration: yield* remaining, orElse: () => Effect.fail(timeout("verify")) }),
+      Effect.catchTag("ProbeFailure", (failure) =>
+        Effect.fail(
+          new KubectlFailed({
+            exitCode: null,
+            signal: null,
+            stderr: [...stderr, `check connection failed: ${failure.detail}`].join("\n")
+          })
+        ))
+    )
+    // kubectl logs a refusal by the pod before it closes our connection; let that output in
+    yield* ioBarrier
+    if (streamErrors > before || Deferred.isDoneUnsafe(ended)) {
+      const exit = Deferred.isDoneUnsafe(ended) ? (yield* Deferred.await(ended)).exit : { exitCode: null, signal: null }
+      const error = classifyFailure(ctx, stderr, exit)
+      return yield* (error._tag === "KubectlFailed" && streamErrors > before
+        ? Effect.fail(new RemoteRefused({ target: ctx.target, remotePort: ports[0].remote, detail: stderr.join("\n") }))
+        : Effect.fail(error))
+    }
+  }
+
+  const attempt: Attempt = { ports, process, ended, lossReason }
+  return attempt
+})
+
+/** Probes the forward every `interval`; a probe that fails or hangs ends kubectl with a reason. */
+const keepalive = (spec: ForwardSpec, attempt: Attempt) =>
+  Effect.gen(function*() {
+    const settings = spec.keepalive
+    if (settings === undefined) return
+    while (true) {
+      yield* Effect.sleep(settings.interval)
+      const outcome = yield* Effect.forEach(attempt.ports, (p) => probe(p.address, p.local), { discard: true }).pipe(
+        Effect.timeoutOrElse({
+          duration: settings.timeout,
+          orElse: () => Effect.fail({ _tag: "ProbeFailure" as const, detail: "no answer in time" })
+        }),
+        Effect.result
+      )
+      if (outcome._tag === "Failure") {
+        yield* Ref.set(attempt.lossReason, `keepalive probe failed: ${outcome.failure.detail}`)
+        yield* attempt.process.kill
+        return
+      }
+    }
+  })
+
+// ---------------------------------------------------------------------------------------------
+// the forward
+// ---------------------------------------------------------------------------------------------
+
+const isOpenStatus = (s: ForwardStatus) => s._tag === "Ready"
+
+/**
+ * Opens a port forward in the current scope.
+ *
+ * The spec is decoded first (`InvalidSpec`, nothing started). Then kubectl is started with an
+ * argument array; the forward is ready when kubectl reported every port and (unless
+ * `verify: false`) one connection through each port reached the pod, all within
+ * `readyTimeout`. Failures are typed (`PortForwardError`); with `retry`, transient ones are
+ * retried on that schedule, each attempt cleaned up before the next.
+ *
+ * After ready, a fiber follows kubectl: if it exits, the forward turns `Failed` with
+ * `ForwardLost` (or, with `reconnect`, `Reconnecting` and back to `Ready` on the same local
+ * ports).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make: (
+  spec: Input
+) => Effect.Effect<PortForward, PortForwardError, Scope.Scope | Kubectl.Kubectl | PortAllocator.PortAllocator> = Effect.fn(
+  "PortForward.make"
+)(function*(input: Input) {
+  const spec = yield* decode(input)
+  const allocator = yield* PortAllocator.PortAllocator
+  const outer = yield* Effect.scope
+  const kubectl = yield* Kubectl.Kubectl
+
+  const status = yield* SubscriptionRef.make<ForwardStatus>({ _tag: "Starting" })
+  const done = yield* Deferred.make<void, ForwardLost>()
+  const forwardScope = yield* Scope.fork(outer, "sequential")
+
+  const dynamicPorts = new Set<number>()
+  const ctx: FailureContext = {
+    target: spec.resource,
+    namespace: spec.namespace,
+    remoteOf: (local) => {
+      const i = spec.ports.findIndex((p) => p.local === local)
+      return i === -1 ? undefined : spec.ports[i].remote
+    },
+    isDynamic: (local) => dynamicPorts.has(local)
+  }
+
+  /** Starts kubectl on `locals` in a fresh scope, closed again if the attempt fails or is interrupted. */
+  const attemptIn = (parent: Scope.Scope, locals: ReadonlyArray<number>) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.fork(parent, "sequential")
+        const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(spec.readyTimeout)
+        const attempt = yield* restore(
+          runAttempt(kubectl, spec, locals, ctx, deadline).pipe(Scope.provide(scope))
+        ).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void))
+        return { attempt, scope }
+      })
+    )
+
+  /** The first start: choose dynamic ports, check fixed ones, start kubectl. */
+  const firstStart = Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const portsScope = yield* Scope.fork(forwardScope, "sequential")
+      return yield* restore(Effect.gen(function*() {
+        const address = spec.addresses[0]
+        const locals: Array<number> = []
+        for (const port of spec.ports) {
+          if (port.local !== undefined) {
+            for (const a of spec.addresses) {
+              if (a !== "localhost" && !(yield* allocator.isFree(port.local, a))) {
+                return yield* new PortInUse({ port: port.local, address: a, dynamic: false })
+              }
+            }
+            locals.push(port.local)
+          } else {
+            const chosen = yield* allocator.allocate(address).pipe(Scope.provide(portsScope))
+            if (chosen !== 0) dynamicPorts.add(chosen)
+            locals.push(chosen)
+          }
+        }
+        return yield* attemptIn(forwardScope, locals)
+      })).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(portsScope, exit) : Effect.void))
+    })
+  )
+
+  const closing = yield* Ref.make(false)
+  const current = yield* Ref.make<{ readonly attempt: Attempt; readonly scope: Scope.Closeable } | undefined>(undefined)
+
+  const finish = (final: ForwardStatus, result: Exit.Exit<void, ForwardLost>) =>
+    SubscriptionRef.update(status, (s) => s._tag === "Failed" ? s : final).pipe(
+      Effect.andThen(Deferred.done(done, result))
+    )
+
+  const close: Effect.Effect<void> = Effect.uninterruptible(
+    Effect.gen(function*() {
+      const already = yield* Ref.getAndSet(closing, true)
+      if (!already) {
+        yield* Scope.close(forwardScope, Exit.void)
+        yield* finish({ _tag: "Closed" }, Exit.void)
+      }
+      yield* Deferred.await(done).pipe(Effect.ignore)
+    })
+  )
+  yield* Scope.addFinalizer(outer, close)
+
+  const started = yield* firstStart.pipe(
+    spec.retry === undefined ? (e) => e : Effect.retry(Retry.transientOnly(spec.retry)),
+    Effect.onError(() => close)
+  )
+  yield* Ref.set(current, started)
+  const ports = started.attempt.ports
+  yield* SubscriptionRef.set(status, { _tag: "Ready", ports })
+  yield* keepalive(spec, started.attempt).pipe(Effect.forkIn(started.scope))
+
+  /** Follows kubectl after ready: a loss fails the forward or, with `reconnect`, brings it back. */
+  const supervise = Effect.gen(function*() {
+    while (true) {
+      const live = yield* Ref.get(current)
+      if (live === undefined) return
+      const { exit, stderr } = yield* Deferred.await(live.attempt.ended)
+      if (yield* Ref.get(closing)) return
+      const override = yield* Ref.get(live.attempt.lossReason)
+      const lost = new ForwardLost({
+        target: spec.resource,
+        reason: override ?? lostReason(stderr, exit),
+        exitCode: exit.exitCode
+      })
+      yield* Scope.close(live.scope, Exit.void)
+      if (spec.reconnect === undefined) {
+        yield* SubscriptionRef.set(status, { _tag: "Failed", error: lost })
+        yield* Deferred.fail(done, lost)
+        return
+      }
+      yield* SubscriptionRef.set(status, { _tag: "Reconnecting", attempt: 1, cause: lost })
+      let attempt = 1
+      const next = yield* attemptIn(forwardScope, ports.map((p) => p.local)).pipe(
+        Effect.tapError((cause) =>
+          Effect.suspend(() => SubscriptionRef.set(status, { _tag: "Reconnecting", attempt: ++attempt, cause }))
+        ),
+        Effect.retry(Retry.transientOnly(spec.reconnect)),
+        Effect.result
+      )
+      if (next._tag === "Failure") {
+        const error = next.failure
+        const final = new ForwardLost({
+          target: spec.resource,
+          reason: `${lost.reason}; reconnecting failed: ${error.message}`,
+          exitCode: lost.exitCode
+        })
+        yield* SubscriptionRef.set(status, { _tag: "Failed", error })
+        yield* Deferred.fail(done, final)
+        return
+      }
+      yield* Ref.set(current, next.success)
+      yield* SubscriptionRef.set(status, { _tag: "Ready", ports })
+      yield* keepalive(spec, next.success.attempt).pipe(Effect.forkIn(next.success.scope))
+    }
+  })
+  yield* supervise.pipe(Effect.forkIn(forwardScope))
+
+  const forward: PortForward = {
+    target: spec.resource,
+    namespace: spec.namespace,
+    ports,
+    localPort: ports[0].local,
+    remotePort: ports[0].remote,
+    isOpen: SubscriptionRef.get(status).pipe(Effect.map(isOpenStatus)),
+    currentStatus: SubscriptionRef.get(status),
+    status: SubscriptionRef.changes(status).pipe(
+      Stream.takeUntil((s) => s._tag === "Closed" || s._tag === "Failed")
+    ),
+    close,
+    awaitClosed: Deferred.await(done)
+  }
+  return forward
+})
+
+/**
+ * The default services a forward needs: kubectl from `PATH` (or `options.binary`) and
+ * OS-assigned dynamic ports.
+ *
+ * @example
+ * ```ts
+ * program.pipe(Effect.provide(PortForward.layer({ context: "staging" })))
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (
+  options: Kubectl.Options = {}
+): Layer.Layer<Kubectl.Kubectl | PortAllocator.PortAllocator> =>
+  Layer.mergeAll(Kubectl.layer(options), PortAllocator.layer)
+
+/**
+ * Waits until the forward is open again (or fails if it ends for good). Useful after a pod
+ * restart when the forward has a reconnect policy.
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const awaitOpen = (forward: PortForward): Effect.Effect<void, ForwardLost> =>
+  forward.status.pipe(
+    Stream.filter((s) => s._tag !== "Starting" && s._tag !== "Reconnecting"),
+    Stream.runHead,
+    Effect.flatMap((s) =>
+      Option.match(s, {
+        onNone: () => forward.awaitClosed,
+        onSome: (s) =>
+          s._tag === "Ready"
+            ? Effect.void
+            : forward.awaitClosed.pipe(Effect.andThen(Effect.fail(
+              new ForwardLost({ target: forward.target, reason: "the forward was closed", exitCode: null })
+            )))
+      })
+    )
+  )
+

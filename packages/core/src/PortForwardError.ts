@@ -1,0 +1,375 @@
+/**
+ * The typed failures of a port forward.
+ *
+ * Every way a forward can fail is one member of the {@link PortForwardError} union. Each member
+ * has a `message` a person can act on and an {@link isTransient} answer that the retry and
+ * reconnect policies use: transient failures (a pod that is not running yet, a cluster that
+ * cannot be reached, a timeout) may succeed on a later attempt; the others will not.
+ *
+ * @since 0.1.0
+ */
+import { Predicate, Schema } from "effect"
+
+const TypeId = "~@kube-forward/core/PortForwardError"
+
+/**
+ * One problem found while decoding a forward spec: the path of the field and what is wrong
+ * with it.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const SpecIssue = Schema.Struct({
+  path: Schema.String,
+  message: Schema.String
+})
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export type SpecIssue = typeof SpecIssue.Type
+
+/**
+ * The local port is already taken at that address, by another forward or any other program.
+ * Retried only when the port was chosen dynamically (a fresh port is then tried); a fixed port
+ * that is taken stays taken.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class PortInUse extends Schema.TaggedError<PortInUse>("@kube-forward/core/PortInUse")("PortInUse", {
+  port: Schema.Number,
+  address: Schema.String,
+  /** Whether the port was picked by the library (dynamic) rather than asked for by the user. */
+  dynamic: Schema.Boolean
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `local port ${this.port} on ${this.address} is already in use`
+  }
+}
+
+/**
+ * The target does not exist: no such pod, service, deployment or statefulset in that
+ * namespace, or a service or workload whose selector matches no pod.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class PodNotFound extends Schema.TaggedError<PodNotFound>("@kube-forward/core/PodNotFound")("PodNotFound", {
+  target: Schema.String,
+  namespace: Schema.String,
+  /** kubectl's own words, e.g. `pods "web" not found`. */
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `${this.target} not found in namespace ${this.namespace} (${this.detail})`
+  }
+}
+
+/**
+ * The pod exists but is not in the `Running` phase, so it cannot be forwarded to yet (or any
+ * more).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class PodNotRunning extends Schema.TaggedError<PodNotRunning>("@kube-forward/core/PodNotRunning")(
+  "PodNotRunning",
+  {
+    target: Schema.String,
+    namespace: Schema.String,
+    phase: Schema.String
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `${this.target} in namespace ${this.namespace} is not running (phase ${this.phase})`
+  }
+}
+
+/**
+ * A stage of the forward's start-up did not finish in time.
+ *
+ * - `ready`: kubectl did not print a `Forwarding from` line for every port in time (for
+ *   example, the API server never answered the upgrade);
+ * - `verify`: the check connection through the forward did not complete in time;
+ * - `close`: kubectl did not exit after SIGTERM and SIGKILL.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class Timeout extends Schema.TaggedError<Timeout>("@kube-forward/core/Timeout")("Timeout", {
+  stage: Schema.Literals(["ready", "verify", "close"]),
+  /** The limit that ran out, in milliseconds. */
+  after: Schema.Number,
+  target: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    const what = this.stage === "ready"
+      ? "to become ready"
+      : this.stage === "verify"
+      ? "to carry a test connection to the pod"
+      : "to close"
+    return `port forward to ${this.target} took longer than ${this.after} ms ${what}`
+  }
+}
+
+/**
+ * The kubectl binary could not be started: it is not installed, not on `PATH`, or the
+ * configured path is wrong.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class KubectlNotFound extends Schema.TaggedError<KubectlNotFound>("@kube-forward/core/KubectlNotFound")(
+  "KubectlNotFound",
+  {
+    binary: Schema.String,
+    detail: Schema.String
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `kubectl could not be started (${this.binary}): ${this.detail}`
+  }
+}
+
+/**
+ * kubectl could not reach the Kubernetes API server (connection refused, DNS failure,
+ * network timeout).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ClusterUnreachable extends Schema.TaggedError<ClusterUnreachable>(
+  "@kube-forward/core/ClusterUnreachable"
+)("ClusterUnreachable", {
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `the Kubernetes API server could not be reached: ${this.detail}`
+  }
+}
+
+/**
+ * The API server understood who we are but does not allow the request (RBAC), for example
+ * `create` on `pods/portforward`.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class Forbidden extends Schema.TaggedError<Forbidden>("@kube-forward/core/Forbidden")("Forbidden", {
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `the API server refused the request: ${this.detail}`
+  }
+}
+
+/**
+ * The API server did not accept our credentials.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>("@kube-forward/core/Unauthorized")(
+  "Unauthorized",
+  {
+    detail: Schema.String
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `the API server did not accept the credentials: ${this.detail}`
+  }
+}
+
+/**
+ * The spec was rejected before anything was started. `issues` names each field and what is
+ * wrong with it.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class InvalidSpec extends Schema.TaggedError<InvalidSpec>("@kube-forward/core/InvalidSpec")("InvalidSpec", {
+  issues: Schema.Array(SpecIssue)
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `invalid port-forward spec: ${this.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`
+  }
+}
+
+/**
+ * The pod did not accept a connection on the remote port (nothing listens there, or it
+ * refused), as reported by the kubelet through kubectl.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class RemoteRefused extends Schema.TaggedError<RemoteRefused>("@kube-forward/core/RemoteRefused")(
+  "RemoteRefused",
+  {
+    target: Schema.String,
+    remotePort: Schema.Union([Schema.Number, Schema.String]),
+    detail: Schema.String
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `${this.target} did not accept a connection on port ${this.remotePort}: ${this.detail}`
+  }
+}
+
+/**
+ * A forward that was ready stopped carrying traffic: kubectl exited (the pod restarted or went
+ * away, the API server dropped the connection, kubectl was killed) or the keepalive probe
+ * failed.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ForwardLost extends Schema.TaggedError<ForwardLost>("@kube-forward/core/ForwardLost")("ForwardLost", {
+  target: Schema.String,
+  reason: Schema.String,
+  exitCode: Schema.NullOr(Schema.Number)
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `port forward to ${this.target} was lost: ${this.reason}`
+  }
+}
+
+/**
+ * kubectl failed in a way no other error describes. Keeps kubectl's whole stderr and its exit
+ * code, so nothing is lost.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class KubectlFailed extends Schema.TaggedError<KubectlFailed>("@kube-forward/core/KubectlFailed")(
+  "KubectlFailed",
+  {
+    exitCode: Schema.NullOr(Schema.Number),
+    signal: Schema.NullOr(Schema.String),
+    stderr: Schema.String
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    const how = this.signal !== null ? `was killed by ${this.signal}` : `exited with code ${this.exitCode}`
+    const text = this.stderr.trim()
+    return text.length > 0 ? `kubectl ${how}: ${text}` : `kubectl ${how} without printing an error`
+  }
+}
+
+/**
+ * The port allocator had no free local port left in its range.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class PortsExhausted extends Schema.TaggedError<PortsExhausted>("@kube-forward/core/PortsExhausted")(
+  "PortsExhausted",
+  {
+    from: Schema.Number,
+    to: Schema.Number,
+    address: Schema.String
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `no free local port in ${this.from}-${this.to} on ${this.address}`
+  }
+}
+
+/**
+ * Every way a port forward can fail.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export type PortForwardError =
+  | PortInUse
+  | PodNotFound
+  | PodNotRunning
+  | Timeout
+  | KubectlNotFound
+  | ClusterUnreachable
+  | Forbidden
+  | Unauthorized
+  | InvalidSpec
+  | RemoteRefused
+  | ForwardLost
+  | KubectlFailed
+  | PortsExhausted
+
+/**
+ * Tells whether a value is one of the {@link PortForwardError} members.
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isPortForwardError = (u: unknown): u is PortForwardError => Predicate.hasProperty(u, TypeId)
+
+/**
+ * Whether a later attempt may succeed where this one failed. Retry and reconnect policies only
+ * ever retry transient errors:
+ *
+ * - transient: `PodNotRunning`, `ClusterUnreachable`, `Timeout` (ready or verify),
+ *   `RemoteRefused` (the process in the pod may still be starting), `ForwardLost`,
+ *   and `PortInUse` on a port the library chose itself;
+ * - permanent: `InvalidSpec`, `PortInUse` on a fixed port, `PodNotFound`, `Forbidden`,
+ *   `Unauthorized`, `KubectlNotFound`, `KubectlFailed`, `PortsExhausted`, and a `Timeout`
+ *   while closing.
+ *
+ * @category predicates
+ * @since 0.1.0
+ */
+export const isTransient = (error: PortForwardError): boolean => {
+  switch (error._tag) {
+    case "PodNotRunning":
+    case "ClusterUnreachable":
+    case "RemoteRefused":
+    case "ForwardLost":
+      return true
+    case "Timeout":
+      return error.stage !== "close"
+    case "PortInUse":
+      return error.dynamic
+    default:
+      return false
+  }
+}

@@ -1,3 +1,0 @@
-import { Effect } from "effect"
-/** smoke */
-export const hello = Effect.succeed("hello")

@@ -1,0 +1,266 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import * as Net from "node:net"
+import { Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
+
+/** A scripted kubectl that records every spawn and every kill. */
+const scripted = (script: (args: ReadonlyArray<string>, index: number) => Kubectl.TestScript) => {
+  const spawns: Array<ReadonlyArray<string>> = []
+  let kills = 0
+  const layer = Layer.mergeAll(
+    Kubectl.layerTest((args, index) => {
+      spawns.push(args)
+      const s = script(args, index)
+      return { ...s, onKill: Effect.sync(() => void kills++) }
+    }),
+    PortAllocator.layer
+  )
+  return { layer, spawns, kills: () => kills }
+}
+
+const forwarding = (local: number, remote: number) => `Forwarding from 127.0.0.1:${local} -> ${remote}`
+const stderr = (text: string): Kubectl.OutputLine => ({ stream: "stderr", text })
+
+/** A local TCP server that echoes; the scripted "kubectl" points its Forwarding line here. */
+const echoServer = Effect.acquireRelease(
+  Effect.callback<Net.Server>((resume) => {
+    const server = Net.createServer((socket) => socket.pipe(socket))
+    server.listen(0, "127.0.0.1", () => {
+      resume(Effect.succeed(server))
+    })
+  }),
+  (server) =>
+    Effect.callback<void>((resume) => {
+      server.close(() => resume(Effect.void))
+    })
+).pipe(Effect.map((server) => (server.address() as Net.AddressInfo).port))
+
+describe("PortForward.make with a scripted kubectl", () => {
+  it.effect("is ready when every port has its Forwarding line; close kills kubectl", () => {
+    const k = scripted(() => ({ output: [forwarding(8080, 80), forwarding(41234, 9090)] }))
+    return Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const fwd = yield* PortForward.make({
+        target: "pod/web",
+        namespace: "shop",
+        ports: [{ local: 8080, remote: 80 }, 9090],
+        verify: false
+      }).pipe(Scope.provide(scope))
+      assert.strictEqual(fwd.localPort, 8080)
+      assert.strictEqual(fwd.remotePort, 80)
+      assert.deepStrictEqual(fwd.ports.map((p) => [p.address, p.local, p.remote, p.targetPort]), [
+        ["127.0.0.1", 8080, 80, 80],
+        ["127.0.0.1", 41234, 9090, 9090]
+      ])
+      assert.isTrue(yield* fwd.isOpen)
+      assert.deepStrictEqual(k.spawns[0].slice(-3), ["pod/web", "8080:80", ":9090"])
+      assert.strictEqual(k.kills(), 0)
+      yield* fwd.close
+      assert.isFalse(yield* fwd.isOpen)
+      assert.strictEqual((yield* fwd.currentStatus)._tag, "Closed")
+      assert.strictEqual(k.kills(), 1)
+      yield* fwd.close // idempotent
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual(k.kills(), 1)
+      yield* fwd.awaitClosed
+    }).pipe(Effect.provide(k.layer))
+  })
+
+  it.effect("several addresses: ready only when every address of every port is listening", () => {
+    const k = scripted(() => ({
+      output: [forwarding(5000, 80), "Forwarding from [::1]:5000 -> 80", forwarding(5001, 81)]
+    }))
+    return Effect.gen(function*() {
+      const fiber = yield* PortForward.make({
+        target: "pod/web",
+        ports: [80, 81],
+        address: ["127.0.0.1", "::1"],
+        verify: false,
+        readyTimeout: "10 seconds"
+      }).pipe(Effect.forkChild)
+      yield* TestClock.adjust("11 seconds")
+      const exit = yield* Fiber.await(fiber)
+      assert.isTrue(Exit.isFailure(exit))
+      const error = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
+      assert.strictEqual((error as any)?.error?._tag, "Timeout")
+      assert.strictEqual(k.kills(), 1)
+    }).pipe(Effect.provide(k.layer))
+  })
+
+  it.effect("verifies with one connection through each port", () =>
+    Effect.gen(function*() {
+      const port = yield* echoServer
+      const k = scripted(() => ({ output: [forwarding(port, 80)] }))
+      const fwd = yield* PortForward.make({ target: "pod/web", ports: [80] }).pipe(Effect.provide(k.layer))
+      assert.strictEqual(fwd.localPort, port)
+      assert.isTrue(yield* fwd.isOpen)
+    }).pipe(Effect.provide(Layer.empty)), { timeout: 10_000 })
+
+  it.effect("verification fails when nothing listens on the reported port", () =>
+    Effect.gen(function*() {
+      const port = yield* echoServer
+      const k = scripted(() => ({ output: [forwarding(port === 1 ? 2 : 1, 80)] }))
+      const error = yield* PortForward.make({ target: "pod/web", ports: [80] }).pipe(
+        Effect.provide(k.layer),
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "KubectlFailed")
+      assert.include(error.message, "check connection failed")
+      assert.strictEqual(k.kills(), 1)
+    }))
+
+  it.effect("maps kubectl's exit before ready to a typed error and kills nothing twice", () => {
+    const k = scripted(() => ({
+      output: [stderr("Error from server (NotFound): pods \"nope\" not found")],
+      exit: { exitCode: 1, signal: null }
+    }))
+    return Effect.gen(function*() {
+      const error = yield* PortForward.make({ target: "pod/nope", ports: [80], retry: Schedule.recurs(5) }).pipe(
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "PodNotFound")
+      assert.strictEqual(error.message, "pod/nope not found in namespace (the context's namespace) (pods \"nope\" not found)")
+      assert.strictEqual(k.spawns.length, 1, "PodNotFound is not retried")
+    }).pipe(Effect.provide(k.layer))
+  })
+
+  it.effect("retries transient errors on the schedule, each attempt cleaned up", () => {
+    const k = scripted((_, i) =>
+      i < 2
+        ? {
+          output: [stderr("error: unable to forward port because pod is not running. Current status=Pending")],
+          exit: { exitCode: 1, signal: null }
+        }
+        : { output: [forwarding(7000, 80)] }
+    )
+    return Effect.gen(function*() {
+      const fwd = yield* PortForward.make({ target: "pod/web", ports: [80], verify: false, retry: Schedule.recurs(5) })
+      assert.strictEqual(k.spawns.length, 3)
+      assert.strictEqual(fwd.localPort, 7000)
+    }).pipe(Effect.provide(k.layer))
+  })
+
+  it.effect("InvalidSpec before anything is spawned", () => {
+    const k = scripted(() => ({}))
+    return Effect.gen(function*() {
+      const error = yield* PortForward.make({ target: "pod/--privileged", ports: [80] }).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "InvalidSpec")
+      assert.strictEqual(k.spawns.length, 0)
+    }).pipe(Effect.provide(k.layer))
+  })
+
+  it.live("a fixed port that is taken fails with PortInUse before kubectl starts", () => {
+    const k = scripted(() => ({}))
+    return Effect.gen(function*() {
+      const port = yield* echoServer
+      const error = yield* PortForward.make({ target: "pod/web", ports: [{ local: port, remote: 80 }] }).pipe(
+        Effect.flip
+      )
+      assert.isTrue(error._tag === "PortInUse" && error.port === port && !error.dynamic)
+      assert.strictEqual(k.spawns.length, 0)
+    }).pipe(Effect.provide(k.layer))
+  })
+
+  it.effect("a listener kubectl could not open fails the forward at once", () => {
+    const k = scripted(() => ({
+      output: [
+        forwarding(6000, 80),
+        stderr(
+          "Unable to listen on port 6001: Listeners failed to create with the following errors: [unable to create listener: Error listen tcp4 127.0.0.1:6001: bind: address already in use]"
+        )
+      ]
+    }))
+    return Effect.gen(function*() {
+      const error = yield* PortForward.make({
+        target: "pod/web",
+        ports: [80, { local: 6001, remote: 81 }],
+        verify: false
+      }).pipe(
+        Effect.provide(Layer.mergeAll(k.layer, PortAllocator.make({ allocate: () => Effect.succeed(0), isFree: () => Effect.succeed(true) }))),
+        Effect.flip
+      )
+      assert.isTrue(error._tag === "PortInUse" && error.port === 6001)
+      assert.strictEqual(k.kills(), 1)
+    })
+  })
+
+  it.effect("Timeout when kubectl never reports ready; kubectl is killed", () => {
+    const k = scripted(() => ({ output: [] }))
+    return Effect.gen(function*() {
+      const fiber = yield* PortForward.make({ target: "pod/web", ports: [80], readyTimeout: "3 seconds" }).pipe(
+        Effect.flip,
+        Effect.forkChild
+      )
+      yield* TestClock.adjust("3 seconds")
+      const error = yield* Fiber.join(fiber)
+      assert.isTrue(error._tag === "Timeout" && error.stage === "ready" && error.after === 3000)
+      assert.strictEqual(error.message, "port forward to pod/web took longer than 3000 ms to become ready")
+      assert.strictEqual(k.kills(), 1)
+    }).pipe(Effect.provide(k.layer))
+  })
+
+  it.effect("interruption before ready kills kubectl", () => {
+    const k = scripted(() => ({ output: [] }))
+    return Effect.gen(function*() {
+      const fiber = yield* PortForward.make({ target: "pod/web", ports: [80] }).pipe(Effect.forkChild)
+      while (k.spawns.length === 0) yield* Effect.yieldNow
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(k.kills(), 1)
+    }).pipe(Effect.provide(k.layer))
+  })
+
+  it.effect("kubectl exiting after ready: Failed, isOpen false, awaitClosed fails with ForwardLost", () =>
+    Effect.gen(function*() {
+      const die = yield* Deferred.make<void>()
+      const k = scripted(() => ({
+        output: [forwarding(7001, 80)],
+        exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+      }))
+      const fwd = yield* PortForward.make({ target: "pod/web", ports: [80], verify: false }).pipe(Effect.provide(k.layer))
+      assert.isTrue(yield* fwd.isOpen)
+      yield* Deferred.succeed(die, undefined)
+      const lost = yield* Effect.flip(fwd.awaitClosed)
+      assert.strictEqual(lost._tag, "ForwardLost")
+      assert.strictEqual(lost.reason, "kubectl exited with code 1")
+      assert.isFalse(yield* fwd.isOpen)
+      const status = yield* fwd.currentStatus
+      assert.isTrue(status._tag === "Failed" && status.error._tag === "ForwardLost")
+    }))
+
+  it.effect("reconnects on the same local ports and reports the way there", () =>
+    Effect.gen(function*() {
+      const die = yield* Deferred.make<void>()
+      const k = scripted((_, i) =>
+        i === 0
+          ? { output: [forwarding(43210, 80)], exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null })) }
+          : i === 1
+          ? {
+            output: [stderr("error: unable to forward port because pod is not running. Current status=Pending")],
+            exit: { exitCode: 1, signal: null }
+          }
+          : { output: [forwarding(43210, 80)] }
+      )
+      const fwd = yield* PortForward.make({
+        target: "pod/web",
+        ports: [80],
+        verify: false,
+        reconnect: Schedule.recurs(3)
+      }).pipe(Effect.provide(k.layer))
+      const seen = yield* fwd.status.pipe(
+        Stream.map((s) => s._tag === "Reconnecting" ? `Reconnecting#${s.attempt}:${s.cause._tag}` : s._tag),
+        Stream.takeUntil((s) => s === "Ready" && k.spawns.length === 3),
+        Stream.runCollect,
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      yield* Deferred.succeed(die, undefined)
+      const states = yield* Fiber.join(seen)
+      assert.deepStrictEqual(states, ["Ready", "Reconnecting#1:ForwardLost", "Reconnecting#2:PodNotRunning", "Ready"])
+      assert.deepStrictEqual(k.spawns[0].slice(-1), [":80"])
+      assert.deepStrictEqual(k.spawns[1].slice(-1), ["43210:80"])
+      assert.deepStrictEqual(k.spawns[2].slice(-1), ["43210:80"])
+      assert.isTrue(yield* fwd.isOpen)
+      assert.strictEqual(fwd.localPort, 43210)
+    }))
+})

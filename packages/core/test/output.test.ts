@@ -1,0 +1,169 @@
+import { assert, describe, it } from "@effect/vitest"
+import { PortForwardError } from "@kube-forward/core"
+import {
+  classifyFailure,
+  type FailureContext,
+  lostReason,
+  parseForwarding,
+  parseListenFailure,
+  parseStreamError
+} from "../src/internal/output.ts"
+
+const ctx: FailureContext = {
+  target: "pod/web",
+  namespace: "default",
+  remoteOf: (local) => local === 28190 ? 81 : undefined,
+  isDynamic: (local) => local === 40145
+}
+const exit1 = { exitCode: 1, signal: null }
+
+describe("parseForwarding", () => {
+  it("reads IPv4 and bracketed IPv6 lines", () => {
+    assert.deepStrictEqual(parseForwarding("Forwarding from 127.0.0.1:8080 -> 80"), {
+      address: "127.0.0.1",
+      local: 8080,
+      remote: 80
+    })
+    assert.deepStrictEqual(parseForwarding("Forwarding from [::1]:40145 -> 8080"), {
+      address: "::1",
+      local: 40145,
+      remote: 8080
+    })
+    assert.deepStrictEqual(parseForwarding("Forwarding from 0.0.0.0:5 -> 6"), { address: "0.0.0.0", local: 5, remote: 6 })
+    assert.isUndefined(parseForwarding("Handling connection for 8080"))
+    assert.isUndefined(parseForwarding("Forwarding from 127.0.0.1:8080"))
+  })
+})
+
+describe("parseStreamError", () => {
+  it("reads the klog format of 1.27-1.30", () => {
+    const e = parseStreamError(
+      "E1126 06:06:49.680024   10884 portforward.go:409] an error occurred forwarding 28190 -> 81: error forwarding port 81 to pod web, uid abc: dial tcp 127.0.0.1:81: connect: connection refused"
+    )
+    assert.deepStrictEqual(e, {
+      local: 28190,
+      remote: 81,
+      cause: "error forwarding port 81 to pod web, uid abc: dial tcp 127.0.0.1:81: connect: connection refused"
+    })
+  })
+  it("reads the structured format of 1.31+", () => {
+    const e = parseStreamError(
+      "E1126 06:06:49.680024   10884 portforward.go:413] \"Unhandled Error\" err=\"an error occurred forwarding 28190 -> 81: error forwarding port 81 to pod web, uid abc: dial \\\"x\\\" refused\""
+    )
+    assert.deepStrictEqual(e?.cause, "error forwarding port 81 to pod web, uid abc: dial \"x\" refused")
+  })
+})
+
+describe("classifyFailure", () => {
+  it("both listeners busy -> PortInUse with port and address", () => {
+    const e = classifyFailure(ctx, [
+      "Unable to listen on port 28400: Listeners failed to create with the following errors: [unable to create listener: Error listen tcp4 127.0.0.1:28400: bind: address already in use unable to create listener: Error listen tcp6 [::1]:28400: bind: address already in use]",
+      "error: unable to listen on any of the requested ports: [{28400 80}]"
+    ], exit1)
+    assert.strictEqual(e._tag, "PortInUse")
+    if (e._tag === "PortInUse") {
+      assert.strictEqual(e.port, 28400)
+      assert.strictEqual(e.address, "127.0.0.1")
+      assert.isFalse(e.dynamic)
+      assert.isFalse(PortForwardError.isTransient(e))
+    }
+    assert.strictEqual(e.message, "local port 28400 on 127.0.0.1 is already in use")
+  })
+
+  it("a dynamic port taken is transient", () => {
+    const e = classifyFailure(ctx, [
+      "Unable to listen on port 40145: Listeners failed to create with the following errors: [unable to create listener: Error listen tcp4 127.0.0.1:40145: bind: address already in use]"
+    ], exit1)
+    assert.isTrue(e._tag === "PortInUse" && e.dynamic && PortForwardError.isTransient(e))
+  })
+
+  it("404 -> PodNotFound, for pods, services and deployments", () => {
+    for (const text of ["pods \"x\" not found", "services \"x\" not found", "deployments.apps \"x\" not found"]) {
+      const e = classifyFailure(ctx, [`Error from server (NotFound): ${text}`], exit1)
+      assert.strictEqual(e._tag, "PodNotFound")
+      assert.include(e.message, text)
+      assert.isFalse(PortForwardError.isTransient(e))
+    }
+  })
+
+  it("no pod for a service selector -> PodNotFound", () => {
+    const e = classifyFailure(ctx, ["error: timed out waiting for the condition"], exit1)
+    assert.strictEqual(e._tag, "PodNotFound")
+  })
+
+  it("pod not running -> PodNotRunning with the phase, transient", () => {
+    const e = classifyFailure(ctx, [
+      "error: unable to forward port because pod is not running. Current status=Pending"
+    ], exit1)
+    assert.isTrue(e._tag === "PodNotRunning" && e.phase === "Pending")
+    assert.isTrue(PortForwardError.isTransient(e))
+  })
+
+  it("unreachable API server -> ClusterUnreachable, despite the discovery noise before it", () => {
+    const e = classifyFailure(ctx, [
+      "E1126 06:36:26.716066    7175 memcache.go:265] couldn't get current server API group list: Get \"http://localhost:8080/api?timeout=32s\": dial tcp 127.0.0.1:8080: connect: connection refused",
+      "The connection to the server 127.0.0.1:18999 was refused - did you specify the right host or port?"
+    ], exit1)
+    assert.strictEqual(e._tag, "ClusterUnreachable")
+    assert.include(e.message, "127.0.0.1:18999")
+    const dns = classifyFailure(ctx, ["Unable to connect to the server: dial tcp: lookup nope: no such host"], exit1)
+    assert.strictEqual(dns._tag, "ClusterUnreachable")
+  })
+
+  it("forbidden and unauthorized", () => {
+    const f = classifyFailure(ctx, [
+      "Error from server (Forbidden): pods \"web\" is forbidden: User \"bob\" cannot get resource \"pods\""
+    ], exit1)
+    assert.strictEqual(f._tag, "Forbidden")
+    const u = classifyFailure(ctx, ["error: You must be logged in to the server (Unauthorized)"], exit1)
+    assert.strictEqual(u._tag, "Unauthorized")
+    const up = classifyFailure(ctx, [
+      "error: error upgrading connection: pods \"web\" is forbidden: User \"bob\" cannot create resource \"pods/portforward\""
+    ], exit1)
+    assert.strictEqual(up._tag, "Forbidden")
+  })
+
+  it("the pod refused the connection -> RemoteRefused naming the requested remote port", () => {
+    const e = classifyFailure(ctx, [
+      "E1126 06:06:49.680024   10884 portforward.go:409] an error occurred forwarding 28190 -> 81: error forwarding port 81 to pod web, uid abc: connection refused",
+      "error: lost connection to pod"
+    ], exit1)
+    assert.isTrue(e._tag === "RemoteRefused" && e.remotePort === 81)
+  })
+
+  it("anything else -> KubectlFailed keeping all of stderr and the exit code", () => {
+    const lines = ["error: error upgrading connection: unexpected EOF", "second line"]
+    const e = classifyFailure(ctx, lines, exit1)
+    assert.strictEqual(e._tag, "KubectlFailed")
+    if (e._tag === "KubectlFailed") {
+      assert.strictEqual(e.stderr, lines.join("\n"))
+      assert.strictEqual(e.exitCode, 1)
+    }
+    assert.include(e.message, "unexpected EOF")
+  })
+
+  it("non-fatal warnings do not decide the error", () => {
+    const e = classifyFailure(ctx, [
+      "W1126 06:00:00.000000    1 warnings.go:70] some deprecation warning",
+      "error: unable to forward port because pod is not running. Current status=Failed"
+    ], exit1)
+    assert.strictEqual(e._tag, "PodNotRunning")
+  })
+})
+
+describe("parseListenFailure and lostReason", () => {
+  it("reads the port and address of a failed listener", () => {
+    const f = parseListenFailure(
+      "Unable to listen on port 9: Listeners failed to create with the following errors: [unable to create listener: Error listen tcp6 [::1]:9: bind: permission denied]"
+    )
+    assert.deepStrictEqual([f?.port, f?.address, f?.inUse], [9, "::1", false])
+  })
+  it("prefers the kubelet's error, then kubectl's error line, then the exit", () => {
+    assert.strictEqual(
+      lostReason(["an error occurred forwarding 1 -> 2: boom", "error: lost connection to pod"], exit1),
+      "boom"
+    )
+    assert.strictEqual(lostReason(["error: lost connection to pod"], exit1), "lost connection to pod")
+    assert.strictEqual(lostReason([], { exitCode: null, signal: "SIGKILL" }), "kubectl was killed by SIGKILL")
+  })
+})
