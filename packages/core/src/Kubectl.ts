@@ -30,6 +30,7 @@ import {
   Stream
 } from "effect"
 import { execa } from "execa"
+import * as Fs from "node:fs"
 import { LineSplitter } from "./internal/lines.ts"
 import * as Watchdog from "./internal/watchdog.ts"
 import { KubectlNotFound } from "./PortForwardError.ts"
@@ -119,12 +120,34 @@ export interface Options {
   readonly watchdog?: boolean | undefined
 }
 
+/**
+ * Whether any live (non-zombie) process is left in group `pgid`. A zombie holds no port and
+ * is only waiting for init to reap it, which in some containers takes a while; on Linux the
+ * group's members are read from /proc so zombies can be told apart.
+ */
 const isGroupAlive = (pgid: number): boolean => {
   try {
     process.kill(-pgid, 0)
-    return true
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+  if (process.platform !== "linux") return true
+  try {
+    for (const entry of Fs.readdirSync("/proc")) {
+      if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue
+      let stat: string
+      try {
+        stat = Fs.readFileSync(`/proc/${entry}/stat`, "latin1")
+      } catch {
+        continue
+      }
+      // "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      if (Number(fields[2]) === pgid && fields[0] !== "Z" && fields[0] !== "X") return true
+    }
+    return false
+  } catch {
+    return true
   }
 }
 

@@ -1,0 +1,141 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Option, Scope, Stream } from "effect"
+import { execFileSync, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { Kubectl } from "@kube-forward/core"
+
+/** Real kubectl; `kubectl proxy --port=0` runs until killed without any cluster. */
+const KUBECTL = execFileSync("sh", ["-c", "command -v kubectl"]).toString().trim()
+const env = { KUBECONFIG: "/dev/null" }
+
+/** Whether `pid` is a live process (a zombie waiting to be reaped holds nothing and does not count). */
+const alive = (pid: number): boolean => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "latin1")
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
+    return state !== "Z" && state !== "X"
+  } catch {
+    return false
+  }
+}
+const childrenOf = (pid: number): Array<number> => {
+  try {
+    return execFileSync("ps", ["-o", "pid=", "--ppid", String(pid)]).toString().trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+const inGroup = (pgid: number): Array<string> =>
+  execFileSync("ps", ["-eo", "pgid=,stat=,pid=,args="]).toString().split("\n").filter((l) => {
+    const [group, stat] = l.trim().split(/\s+/)
+    return group === String(pgid) && !stat.startsWith("Z")
+  })
+
+/** A wrapper script in a temp dir that starts the real kubectl as its child (no exec). */
+const wrapper = (body: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "kf-wrapper-"))
+      const file = Path.join(dir, "kubectl")
+      Fs.writeFileSync(file, `#!/bin/sh\n${body.replace("$KUBECTL", JSON.stringify(KUBECTL))}\n`, { mode: 0o755 })
+      return { dir, file }
+    }),
+    ({ dir }) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+  ).pipe(Effect.map(({ file }) => file))
+
+const serving = (proc: Kubectl.KubectlProcess) =>
+  proc.output.pipe(Stream.filter((l) => l.text.startsWith("Starting to serve on")), Stream.runHead, Effect.map(Option.getOrThrow))
+
+describe("Kubectl.layer (execa)", () => {
+  it.live("runs kubectl with an argument array and reads its lines", () =>
+    Effect.gen(function*() {
+      const kubectl = yield* Kubectl.Kubectl
+      const proc = yield* kubectl.spawn(["version", "--client", "-o", "json"])
+      const lines = yield* proc.output.pipe(Stream.runCollect)
+      const exit = yield* proc.exit
+      assert.strictEqual(exit.exitCode, 0)
+      const json = JSON.parse(lines.filter((l) => l.stream === "stdout").map((l) => l.text).join("\n"))
+      assert.match(json.clientVersion.gitVersion, /^v1\.\d+/)
+      assert.deepStrictEqual(yield* proc.exitStatus, Option.some(exit))
+    }).pipe(Effect.provide(Kubectl.layer({ env }))))
+
+  it.live("a missing binary is KubectlNotFound", () =>
+    Effect.gen(function*() {
+      const kubectl = yield* Kubectl.Kubectl
+      const error = yield* Effect.flip(kubectl.spawn(["version"]))
+      assert.strictEqual(error._tag, "KubectlNotFound")
+      assert.include(error.message, "/nonexistent/kubectl")
+    }).pipe(Effect.provide(Kubectl.layer({ binary: "/nonexistent/kubectl" }))))
+
+  it.live("closing the scope ends the process", () =>
+    Effect.gen(function*() {
+      const kubectl = yield* Kubectl.Kubectl
+      const scope = yield* Scope.make()
+      const proc = yield* kubectl.spawn(["proxy", "--port=0"]).pipe(Scope.provide(scope))
+      yield* serving(proc)
+      assert.isTrue(alive(proc.pid))
+      yield* Scope.close(scope, Exit.void)
+      assert.isFalse(alive(proc.pid))
+      assert.strictEqual((yield* proc.exit).signal, "SIGTERM")
+    }).pipe(Effect.provide(Kubectl.layer({ env }))))
+
+  it.live("kill reaches kubectl started as a child of a wrapper", () =>
+    Effect.gen(function*() {
+      const file = yield* wrapper(`$KUBECTL "$@"`)
+      const kubectl = yield* Kubectl.Kubectl.pipe(Effect.provide(Kubectl.layer({ binary: file, env })))
+      const proc = yield* kubectl.spawn(["proxy", "--port=0"])
+      yield* serving(proc)
+      const children = childrenOf(proc.pid)
+      assert.strictEqual(children.length, 1, "the wrapper runs the real kubectl as its child")
+      yield* proc.kill
+      assert.isFalse(alive(proc.pid))
+      assert.isFalse(alive(children[0]))
+      assert.deepStrictEqual(inGroup(proc.pid), [])
+    }))
+
+  it.live("a tree that ignores SIGTERM gets SIGKILL after the grace period", () =>
+    Effect.gen(function*() {
+      const file = yield* wrapper(`trap '' TERM\n$KUBECTL "$@" &\nwhile :; do wait; done`)
+      const kubectl = yield* Kubectl.Kubectl.pipe(
+        Effect.provide(Kubectl.layer({ binary: file, env, killGrace: "300 millis" }))
+      )
+      const proc = yield* kubectl.spawn(["proxy", "--port=0"])
+      yield* serving(proc)
+      const exit = yield* proc.kill
+      assert.strictEqual(exit.signal, "SIGKILL")
+      assert.deepStrictEqual(inGroup(proc.pid), [])
+    }))
+
+  it.live("the watchdog ends kubectl when its owner is killed with SIGKILL", () =>
+    Effect.gen(function*() {
+      const owner = spawn(process.execPath, [
+        "--conditions=source",
+        Path.join(import.meta.dirname, "fixtures", "owner.ts"),
+        KUBECTL,
+        "2"
+      ], { stdio: ["ignore", "pipe", "inherit"] })
+      const pids = yield* Effect.callback<Array<number>>((resume) => {
+        let text = ""
+        owner.stdout!.on("data", (d) => {
+          text += d
+          if (text.includes("READY\n")) {
+            resume(Effect.succeed([...text.matchAll(/PID (\d+)/g)].map((m) => Number(m[1]))))
+          }
+        })
+      })
+      assert.strictEqual(pids.length, 2)
+      for (const pid of pids) assert.isTrue(alive(pid))
+      owner.kill("SIGKILL")
+      yield* Effect.callback<void>((resume) => {
+        owner.once("exit", () => resume(Effect.void))
+      })
+      const killedAt = Date.now()
+      // the watchdog works on its own now; wait for the processes to go, up to a generous bound
+      while (pids.some(alive) && Date.now() - killedAt < 10_000) yield* Effect.sleep("10 millis")
+      const after = Date.now() - killedAt
+      assert.deepStrictEqual(pids.filter(alive), [], "no kubectl outlives its owner")
+      assert.isBelow(after, 2000)
+    }), { timeout: 30_000 })
+})
