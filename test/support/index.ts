@@ -1,0 +1,101 @@
+/**
+ * Shared support for the end-to-end suites: a fake cluster with a Kubectl layer pointed at it,
+ * leak checks (live kubectl processes, bindable ports), and small TCP/HTTP clients.
+ */
+import { Effect, Layer, type Scope } from "effect"
+import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import { Kubectl, PortAllocator } from "@kube-forward/core"
+import { FakeCluster } from "@kube-forward/testkit"
+
+/** The kubectl the suites run: `KUBE_FORWARD_TEST_KUBECTL` or the `kubectl` on PATH. */
+export const defaultKubectl = process.env.KUBE_FORWARD_TEST_KUBECTL ?? "kubectl"
+
+/** A fake cluster plus the services a forward needs, pointed at it. */
+export interface TestCluster {
+  readonly cluster: FakeCluster.FakeCluster
+  readonly layer: Layer.Layer<Kubectl.Kubectl | PortAllocator.PortAllocator>
+  /** Live (non-zombie) kubectl port-forward processes that talk to this cluster. */
+  readonly leftovers: () => Array<string>
+}
+
+/** Starts a fake cluster in the current scope; `binary` is the kubectl to run. */
+export const testCluster = (
+  options: FakeCluster.Options,
+  binary: string = defaultKubectl
+): Effect.Effect<TestCluster, FakeCluster.FakeClusterError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const cluster = yield* FakeCluster.make(options)
+    const layer = Layer.mergeAll(
+      Kubectl.layer({ binary, kubeconfig: cluster.kubeconfigPath, env: { KUBECACHEDIR: cluster.cacheDir } }),
+      PortAllocator.layer
+    )
+    return { cluster, layer, leftovers: () => livePortForwards(cluster.kubeconfigPath) }
+  })
+
+/** Whether `pid` is a live process (zombies hold nothing and do not count). */
+export const isAlive = (pid: number): boolean => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "latin1")
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
+    return state !== "Z" && state !== "X"
+  } catch {
+    return false
+  }
+}
+
+/** `pid args` of every live process whose command line contains `port-forward` and `marker`. */
+export const livePortForwards = (marker: string): Array<string> =>
+  execFileSync("ps", ["-eo", "pid=,stat=,args="], { encoding: "utf8" })
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.includes("port-forward") && l.includes(marker))
+    .filter((l) => !l.split(/\s+/)[1]?.startsWith("Z"))
+
+/** Whether `port` can be bound at `host` now. */
+export const bindable = (port: number, host = "127.0.0.1"): Effect.Effect<boolean> => PortAllocator.isFree(port, host)
+
+/** A port that was free a moment ago (bind 0, read, close). */
+export const freePort: Effect.Effect<number> = Effect.callback<number>((resume) => {
+  const server = Net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const port = (server.address() as Net.AddressInfo).port
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** Holds `port` on `host` for the rest of the scope (makes it "in use"). */
+export const occupy = (port: number, host = "127.0.0.1"): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<Net.Server>((resume) => {
+      const server = Net.createServer()
+      server.listen({ port, host, exclusive: true }, () => {
+        resume(Effect.succeed(server))
+      })
+    }),
+    (server) =>
+      Effect.callback<void>((resume) => {
+        server.close(() => resume(Effect.void))
+      })
+  ).pipe(Effect.asVoid)
+
+/** Sends `payload` to `host:port`, half-closes, and returns everything that came back. */
+export const roundTrip = (port: number, payload: Uint8Array | string, host = "127.0.0.1"): Effect.Effect<Buffer, Error> =>
+  Effect.callback<Buffer, Error>((resume) => {
+    const chunks: Array<Buffer> = []
+    const socket = Net.connect({ host, port }, () => {
+      socket.end(payload)
+    })
+    socket.on("data", (d) => chunks.push(d))
+    socket.once("end", () => resume(Effect.succeed(Buffer.concat(chunks))))
+    socket.once("error", (e) => resume(Effect.fail(e)))
+    return Effect.sync(() => socket.destroy())
+  })
+
+/** `GET http://host:port/path`: the status and body. */
+export const httpGet = (port: number, path: string, host = "127.0.0.1") =>
+  Effect.tryPromise(async () => {
+    const res = await fetch(`http://${host}:${port}${path}`)
+    return { status: res.status, body: await res.text() }
+  })
