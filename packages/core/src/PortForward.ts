@@ -33,6 +33,7 @@ import {
   Layer,
   Option,
   Ref,
+  Schedule,
   Scope,
   Stream,
   SubscriptionRef
@@ -55,6 +56,7 @@ import * as Kubectl from "./Kubectl.ts"
 import * as PortAllocator from "./PortAllocator.ts"
 import {
   ForwardLost,
+  isReconnectable,
   KubectlFailed,
   type PortForwardError,
   PortInUse,
@@ -431,7 +433,7 @@ export const make: (
         Effect.tapError((cause) =>
           Effect.suspend(() => SubscriptionRef.set(status, { _tag: "Reconnecting", attempt: ++attempt, cause }))
         ),
-        Effect.retry(Retry.transientOnly(spec.reconnect)),
+        Effect.retry(Schedule.while(spec.reconnect, ({ input }) => isReconnectable(input))),
         Effect.result
       )
       if (next._tag === "Failure") {

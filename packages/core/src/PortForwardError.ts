@@ -373,3 +373,27 @@ export const isTransient = (error: PortForwardError): boolean => {
       return false
   }
 }
+
+/**
+ * Whether a reconnect policy keeps trying after this failure. A forward that was ready has
+ * proven its spec, kubectl and permissions, so reconnection is more patient than the first
+ * start: besides the transient errors it also retries `PodNotFound` (a pod being deleted and
+ * recreated, or a rollout), `PortInUse` and `KubectlFailed` (an API server restarting). It
+ * gives up at once only on `InvalidSpec`, `KubectlNotFound`, `Forbidden`, `Unauthorized` and
+ * `PortsExhausted`; the reconnect schedule bounds everything else.
+ *
+ * @category predicates
+ * @since 0.1.0
+ */
+export const isReconnectable = (error: PortForwardError): boolean => {
+  switch (error._tag) {
+    case "InvalidSpec":
+    case "KubectlNotFound":
+    case "Forbidden":
+    case "Unauthorized":
+    case "PortsExhausted":
+      return false
+    default:
+      return true
+  }
+}

@@ -1,0 +1,438 @@
+/**
+ * Tests that hurt: pod restarts and deletions, kubectl killed, the API server dropping
+ * connections, upgrades refused, interruption storms, owners killed with SIGKILL or told to
+ * stop, many connections at once, and a table of bad input. Real kubectl, the fake cluster.
+ */
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Context, Effect, Exit, Fiber, Layer, Random, Schedule, Scope, Stream } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { type ForwardSpec, Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
+import { Backend } from "@kube-forward/testkit"
+import { bindable, isAlive, livePortForwards, roundTrip, testCluster, type TestCluster } from "./support/index.ts"
+
+class Cluster extends Context.Service<Cluster, TestCluster>()("test/reliability/Cluster") {}
+
+const echoPod = (name: string, namespace = "default") => ({
+  name,
+  namespace,
+  labels: { app: name.replace(/-\d+$/, "") },
+  containers: [{ name: "c", ports: [{ containerPort: 7000, backend: Backend.echo() }] }]
+})
+
+const Env = Layer.unwrap(
+  Effect.gen(function*() {
+    const t = yield* testCluster({
+      pods: [
+        echoPod("restart-me"),
+        echoPod("delete-me"),
+        echoPod("drop-me"),
+        echoPod("kill-me"),
+        echoPod("refuse-me"),
+        echoPod("plain"),
+        echoPod("svc-pod-1"),
+        ...Array.from({ length: 20 }, (_, i) => echoPod(`load-${i}`)),
+        ...Array.from({ length: 3 }, (_, i) => echoPod(`owner-${i}`))
+      ],
+      services: [{ name: "svc-pod", selector: { app: "svc-pod" }, ports: [{ port: 7000 }] }]
+    })
+    return Layer.mergeAll(t.layer, Layer.succeed(Cluster, t))
+  })
+)
+
+/** Waits (on the status stream, no polling) for the first status with `tag`. */
+const awaitStatus = (fwd: PortForward.PortForward, tag: PortForward.ForwardStatus["_tag"]) =>
+  fwd.status.pipe(Stream.filter((s) => s._tag === tag), Stream.runHead)
+
+const reconnect = Schedule.spaced("100 millis").pipe(Schedule.upTo({ times: 100 }))
+
+const leakFree = <A, E, R>(body: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const t = yield* Cluster
+    const result = yield* Effect.scoped(body)
+    assert.deepStrictEqual(t.leftovers(), [], "no kubectl port-forward left")
+    return result
+  })
+
+layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and honest status", (it) => {
+  it.effect("pod restart with reconnect: the client loop keeps succeeding once the pod is back", () =>
+    leakFree(Effect.gen(function*() {
+      const t = yield* Cluster
+      const fwd = yield* PortForward.make({ target: "pod/restart-me", ports: [7000], reconnect })
+      assert.strictEqual((yield* roundTrip(fwd.localPort, "before")).toString(), "before")
+      const states = yield* fwd.status.pipe(
+        Stream.map((s) => s._tag),
+        Stream.changes,
+        Stream.take(3),
+        Stream.runCollect,
+        Effect.forkChild({ startImmediately: true })
+      )
+      yield* t.cluster.restartPod("default", "restart-me", { downFor: "400 millis" })
+      assert.deepStrictEqual(yield* Fiber.join(states), ["Ready", "Reconnecting", "Ready"])
+      for (let i = 0; i < 10; i++) {
+        assert.strictEqual((yield* roundTrip(fwd.localPort, `after ${i}`)).toString(), `after ${i}`)
+      }
+      assert.isTrue(yield* fwd.isOpen)
+      assert.strictEqual(t.leftovers().length, 1, "exactly one kubectl after reconnecting")
+    })))
+
+  it.effect("pod deleted and recreated with reconnect: back on the same local port", () =>
+    leakFree(Effect.gen(function*() {
+      const t = yield* Cluster
+      const fwd = yield* PortForward.make({ target: "pod/delete-me", ports: [7000], reconnect })
+      const reconnecting = yield* awaitStatus(fwd, "Reconnecting").pipe(Effect.forkChild({ startImmediately: true }))
+      yield* t.cluster.deletePod("default", "delete-me")
+      yield* Fiber.join(reconnecting)
+      yield* t.cluster.addPod(echoPod("delete-me"))
+      yield* PortForward.awaitOpen(fwd)
+      assert.strictEqual((yield* roundTrip(fwd.localPort, "recreated")).toString(), "recreated")
+    })))
+
+  it.effect("a service target picks a pod again after its pod is replaced", () =>
+    leakFree(Effect.gen(function*() {
+      const t = yield* Cluster
+      const fwd = yield* PortForward.make({ target: "svc/svc-pod", ports: [7000], reconnect })
+      const reconnecting = yield* awaitStatus(fwd, "Reconnecting").pipe(Effect.forkChild({ startImmediately: true }))
+      yield* t.cluster.deletePod("default", "svc-pod-1")
+      yield* Fiber.join(reconnecting)
+      yield* t.cluster.addPod(echoPod("svc-pod-2"))
+      yield* PortForward.awaitOpen(fwd)
+      const before = (yield* t.cluster.counters).bytesToPod
+      assert.strictEqual((yield* roundTrip(fwd.localPort, "new pod")).toString(), "new pod")
+      assert.isAbove((yield* t.cluster.counters).bytesToPod, before)
+    })))
+
+  it.effect("pod restart without reconnect: ForwardLost, isOpen false, scope still clean", () =>
+    leakFree(Effect.gen(function*() {
+      const t = yield* Cluster
+      const fwd = yield* PortForward.make({ target: "pod/restart-me", ports: [7000] })
+      yield* t.cluster.restartPod("default", "restart-me", { downFor: "100 millis" })
+      const lost = yield* Effect.flip(fwd.awaitClosed)
+      assert.strictEqual(lost._tag, "ForwardLost")
+      assert.include(lost.message, "pod/restart-me")
+      assert.isFalse(yield* fwd.isOpen)
+      const status = yield* fwd.currentStatus
+      assert.isTrue(status._tag === "Failed" && status.error._tag === "ForwardLost")
+      assert.deepStrictEqual(t.leftovers(), [])
+      assert.isTrue(yield* bindable(fwd.localPort))
+    })))
+
+  it.effect("kubectl killed with SIGKILL: the reconnect policy brings it back", () =>
+    leakFree(Effect.gen(function*() {
+      const t = yield* Cluster
+      const fwd = yield* PortForward.make({ target: "pod/kill-me", ports: [7000], reconnect })
+      const pid = Number(t.leftovers()[0].split(/\s+/)[0])
+      const reconnecting = yield* awaitStatus(fwd, "Reconnecting").pipe(Effect.forkChild({ startImmediately: true }))
+      process.kill(pid, "SIGKILL")
+      yield* Fiber.join(reconnecting)
+      yield* PortForward.awaitOpen(fwd)
+      assert.isFalse(isAlive(pid))
+      assert.strictEqual((yield* roundTrip(fwd.localPort, "again")).toString(), "again")
+    })))
+
+  it.effect("the API server drops every connection: lost without reconnect, back with it", () =>
+    leakFree(Effect.gen(function*() {
+      const t = yield* Cluster
+      const plain = yield* PortForward.make({ target: "pod/drop-me", ports: [7000] })
+      const healing = yield* PortForward.make({ target: "pod/drop-me", ports: [7000], reconnect })
+      const reconnecting = yield* awaitStatus(healing, "Reconnecting").pipe(Effect.forkChild({ startImmediately: true }))
+      yield* t.cluster.dropSessions
+      const lost = yield* Effect.flip(plain.awaitClosed)
+      assert.strictEqual(lost._tag, "ForwardLost")
+      assert.include(lost.reason, "lost connection to pod")
+      yield* Fiber.join(reconnecting)
+      yield* PortForward.awaitOpen(healing)
+      assert.strictEqual((yield* roundTrip(healing.localPort, "healed")).toString(), "healed")
+    })))
+
+  it.effect("upgrades refused: a typed error at start; reconnect waits until they are accepted again", () =>
+    leakFree(Effect.gen(function*() {
+      const t = yield* Cluster
+      yield* t.cluster.setUpgradeFault({ _tag: "Status", code: 403 })
+      const error = yield* PortForward.make({ target: "pod/refuse-me", ports: [7000] }).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "Forbidden", error.message)
+      yield* t.cluster.setUpgradeFault(undefined)
+      const fwd = yield* PortForward.make({ target: "pod/refuse-me", ports: [7000], reconnect })
+      const failing = yield* fwd.status.pipe(
+        Stream.filter((s) => s._tag === "Reconnecting" && s.attempt >= 3),
+        Stream.runHead,
+        Effect.forkChild({ startImmediately: true })
+      )
+      yield* t.cluster.setUpgradeFault({ _tag: "Status", code: 500 })
+      yield* t.cluster.dropSessions
+      yield* Fiber.join(failing)
+      assert.isFalse(yield* fwd.isOpen)
+      yield* t.cluster.setUpgradeFault(undefined)
+      yield* PortForward.awaitOpen(fwd)
+      assert.strictEqual((yield* roundTrip(fwd.localPort, "accepted")).toString(), "accepted")
+    })))
+
+  it.effect("isOpen turns false as soon as kubectl's exit is seen", () =>
+    leakFree(Effect.gen(function*() {
+      const t = yield* Cluster
+      const fwd = yield* PortForward.make({ target: "pod/plain", ports: [7000] })
+      const pid = Number(t.leftovers()[0].split(/\s+/)[0])
+      const failed = yield* awaitStatus(fwd, "Failed").pipe(Effect.forkChild({ startImmediately: true }))
+      const killedAt = performance.now()
+      process.kill(pid, "SIGKILL")
+      yield* Fiber.join(failed)
+      const seenAfter = performance.now() - killedAt
+      assert.isFalse(yield* fwd.isOpen)
+      // a measurement, reported by the suite; the bound is generous so load cannot flake it
+      console.log(`isOpen false ${seenAfter.toFixed(1)} ms after SIGKILL`)
+      assert.isBelow(seenAfter, 2000)
+    })))
+})
+
+layer(Env, { timeout: 180_000, excludeTestServices: true })("no leaks, ever", (it) => {
+  it.effect("an interruption storm: 200 forwards interrupted at random points of their life", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const ports = new Set<number>()
+      let ready = 0
+      const trial = Effect.gen(function*() {
+        const delay = yield* Random.nextIntBetween(0, 400)
+        const fiber = yield* Effect.scoped(Effect.gen(function*() {
+          const fwd = yield* PortForward.make({ target: `pod/load-${delay % 20}`, ports: [7000] })
+          ports.add(fwd.localPort)
+          ready++
+          yield* roundTrip(fwd.localPort, "x")
+          return yield* Effect.never
+        })).pipe(Effect.forkChild({ startImmediately: true }))
+        yield* Effect.sleep(`${delay} millis`)
+        yield* Fiber.interrupt(fiber)
+      })
+      yield* Effect.forEach(Array.from({ length: 200 }), () => trial, { concurrency: 8, discard: true })
+      assert.deepStrictEqual(t.leftovers(), [], "no kubectl left")
+      const stillBound = []
+      for (const port of ports) if (!(yield* bindable(port))) stillBound.push(port)
+      assert.deepStrictEqual(stillBound, [], "every port that was forwarded can be bound again")
+      console.log(`interruption storm: 200 trials, ${ready} reached ready before the interrupt, 0 leftovers`)
+      assert.isAbove(ready, 0, "some trials got past ready (the storm hits every stage)")
+      assert.isBelow(ready, 200, "some trials were interrupted before ready")
+    }))
+
+  it.effect("20 forwards x 20 connections at once, every byte checked", () =>
+    leakFree(Effect.gen(function*() {
+      const forwards = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => i),
+        (i) => PortForward.make({ target: `pod/load-${i}`, ports: [7000] }),
+        { concurrency: 10 }
+      )
+      let checked = 0
+      yield* Effect.forEach(
+        forwards.flatMap((f) => Array.from({ length: 20 }, () => f.localPort)),
+        (port) =>
+          Effect.gen(function*() {
+            const payload = Crypto.randomBytes(64 * 1024)
+            const echoed = yield* roundTrip(port, payload)
+            assert.strictEqual(echoed.length, payload.length)
+            assert.isTrue(echoed.equals(payload), "echoed bytes differ")
+            checked++
+          }),
+        { concurrency: "unbounded", discard: true }
+      )
+      assert.strictEqual(checked, 400)
+    })))
+})
+
+/** Spawns the owner fixture with the cluster's environment; resolves with its ports. */
+const startOwner = (t: TestCluster, pods: ReadonlyArray<string>) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      spawn(process.execPath, ["--conditions=source", Path.join(import.meta.dirname, "fixtures", "forward-owner.ts"), ...pods], {
+        env: { ...process.env, ...t.cluster.env },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+    ),
+    (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+  ).pipe(
+    Effect.flatMap((child) =>
+      Effect.callback<{ readonly child: ChildProcess; readonly ports: Array<number> }, Error>((resume) => {
+        let out = ""
+        let err = ""
+        child.stdout!.on("data", (d) => {
+          out += d
+          const m = /PORTS ([\d ]+)\n/.exec(out)
+          if (m !== null) resume(Effect.succeed({ child, ports: m[1].split(" ").map(Number) }))
+        })
+        child.stderr!.on("data", (d) => (err += d))
+        child.once("exit", (code) => resume(Effect.fail(new Error(`owner exited ${code} before ready: ${err}`))))
+      })
+    )
+  )
+
+const exitOf = (child: ChildProcess) =>
+  Effect.callback<{ readonly code: number | null; readonly signal: string | null }>((resume) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      return resume(Effect.succeed({ code: child.exitCode, signal: child.signalCode }))
+    }
+    child.once("exit", (code, signal) => resume(Effect.succeed({ code, signal })))
+  })
+
+layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or are told to stop", (it) => {
+  it.effect("owner killed with SIGKILL: its kubectl processes end within 2 s", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const { child, ports } = yield* startOwner(t, ["owner-0", "owner-1", "owner-2"])
+      assert.strictEqual(t.leftovers().length, 3)
+      child.kill("SIGKILL")
+      yield* exitOf(child)
+      const killedAt = Date.now()
+      while (t.leftovers().length > 0 && Date.now() - killedAt < 10_000) yield* Effect.sleep("10 millis")
+      const gone = Date.now() - killedAt
+      assert.deepStrictEqual(t.leftovers(), [])
+      assert.isBelow(gone, 2000, `kubectl outlived its owner by ${gone} ms`)
+      for (const port of ports) assert.isTrue(yield* bindable(port))
+      console.log(`owner SIGKILLed: kubectl gone ${gone} ms later`)
+    }))
+
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it.effect(`owner under NodeRuntime.runMain receiving ${signal}: finalizers close every forward`, () =>
+      Effect.gen(function*() {
+        const t = yield* Cluster
+        const { child, ports } = yield* startOwner(t, ["owner-0", "owner-1"])
+        assert.strictEqual(t.leftovers().length, 2)
+        child.kill(signal)
+        const exit = yield* exitOf(child)
+        assert.deepStrictEqual(t.leftovers(), [], "runMain ran the finalizers before exiting")
+        for (const port of ports) assert.isTrue(yield* bindable(port))
+        assert.isTrue(exit.code !== null || exit.signal !== null)
+      }))
+  }
+})
+
+/** A kubectl that is a shell wrapper starting the real binary as a child (not exec). */
+const wrapperBinary = Effect.acquireRelease(
+  Effect.sync(() => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "kf-wrap-"))
+    const file = Path.join(dir, "kubectl")
+    Fs.writeFileSync(file, `#!/bin/sh\nkubectl "$@"\n`, { mode: 0o755 })
+    return { dir, file }
+  }),
+  ({ dir }) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+describe("kubectl behind a wrapper", () => {
+  it.live("forward, reconnect and close reach the real binary under the wrapper", () =>
+    Effect.gen(function*() {
+      const { file } = yield* wrapperBinary
+      const t = yield* testCluster({ pods: [echoPod("wrapped")] }, file)
+      const scope = yield* Scope.make()
+      const fwd = yield* PortForward.make({ target: "pod/wrapped", ports: [7000], reconnect }).pipe(
+        Scope.provide(scope),
+        Effect.provide(t.layer)
+      )
+      const procs = t.leftovers()
+      assert.strictEqual(procs.length, 2, `the wrapper and the real kubectl: ${procs.join(" | ")}`)
+      assert.strictEqual((yield* roundTrip(fwd.localPort, "wrapped")).toString(), "wrapped")
+      yield* t.cluster.restartPod("default", "wrapped")
+      yield* awaitStatus(fwd, "Reconnecting")
+      yield* PortForward.awaitOpen(fwd)
+      assert.strictEqual(t.leftovers().length, 2)
+      yield* Scope.close(scope, Exit.void)
+      assert.deepStrictEqual(t.leftovers(), [])
+      assert.isTrue(yield* bindable(fwd.localPort))
+    }), 60_000)
+})
+
+// ---------------------------------------------------------------------------------------------
+// bad input
+// ---------------------------------------------------------------------------------------------
+
+const ok = { target: "pod/plain", ports: [7000] }
+const badInputs: ReadonlyArray<readonly [string, unknown, string]> = [
+  ["port 0", { ...ok, ports: [0] }, "ports.0"],
+  ["port 65536", { ...ok, ports: [65536] }, "ports.0"],
+  ["negative port", { ...ok, ports: [-80] }, "ports.0"],
+  ["fractional port", { ...ok, ports: [80.5] }, "ports.0"],
+  ["NaN port", { ...ok, ports: [Number.NaN] }, "ports.0"],
+  ["infinite port", { ...ok, ports: [Number.POSITIVE_INFINITY] }, "ports.0"],
+  ["local port 0", { ...ok, ports: [{ local: 0, remote: 80 }] }, "ports.0.local"],
+  ["local port too big", { ...ok, ports: [{ local: 70000, remote: 80 }] }, "ports.0.local"],
+  ["local port as string", { ...ok, ports: [{ local: "8080", remote: 80 }] }, "ports.0.local"],
+  ["no ports", { ...ok, ports: [] }, "ports"],
+  ["ports missing", { target: "pod/plain" }, "ports"],
+  ["65 ports", { ...ok, ports: Array.from({ length: 65 }, (_, i) => 1000 + i) }, "ports"],
+  ["duplicate local port", { ...ok, ports: [{ local: 9000, remote: 80 }, { local: 9000, remote: 81 }] }, "ports"],
+  ["port name too long", { ...ok, ports: ["abcdefghijklmnop"] }, "ports.0"],
+  ["port name with --", { ...ok, ports: ["we--b"] }, "ports.0"],
+  ["port name digits only", { ...ok, ports: ["8080"] }, "ports.0"],
+  ["port name uppercase", { ...ok, ports: ["HTTP"] }, "ports.0"],
+  ["port name flag-like", { ...ok, ports: ["--address"] }, "ports.0"],
+  ["empty port name", { ...ok, ports: [""] }, "ports.0"],
+  ["empty target", { ...ok, target: "" }, "target"],
+  ["target missing", { ports: [80] }, "target"],
+  ["unknown kind", { ...ok, target: "job/x" }, "target"],
+  ["kind only", { ...ok, target: "pod/" }, "target"],
+  ["flag-like pod name", { ...ok, target: "pod/--all-namespaces" }, "target"],
+  ["flag-like bare name", { ...ok, target: "-n" }, "target"],
+  ["shell-like name", { ...ok, target: "pod/web;rm -rf /" }, "target"],
+  ["command substitution", { ...ok, target: "pod/$(reboot)" }, "target"],
+  ["backticks", { ...ok, target: "pod/`id`" }, "target"],
+  ["uppercase name", { ...ok, target: "pod/Web" }, "target"],
+  ["name with space", { ...ok, target: "pod/web app" }, "target"],
+  ["name too long", { ...ok, target: `pod/${"a".repeat(254)}` }, "target"],
+  ["path traversal", { ...ok, target: "pod/../../etc" }, "target"],
+  ["target object with bad kind", { ...ok, target: { kind: "cronjob", name: "x" } }, "target.kind"],
+  ["target object with flag name", { ...ok, target: { kind: "pod", name: "-x" } }, "target.name"],
+  ["namespace uppercase", { ...ok, namespace: "Prod" }, "namespace"],
+  ["namespace with dot", { ...ok, namespace: "a.b" }, "namespace"],
+  ["namespace too long", { ...ok, namespace: "n".repeat(64) }, "namespace"],
+  ["namespace flag-like", { ...ok, namespace: "--all" }, "namespace"],
+  ["empty namespace", { ...ok, namespace: "" }, "namespace"],
+  ["namespace shell-like", { ...ok, namespace: "a;b" }, "namespace"],
+  ["address not an IP", { ...ok, address: "example.com" }, "address"],
+  ["address with port", { ...ok, address: "127.0.0.1:80" }, "address"],
+  ["bad IPv4", { ...ok, address: "256.0.0.1" }, "address"],
+  ["empty address", { ...ok, address: "" }, "address"],
+  ["empty address list", { ...ok, address: [] }, "address"],
+  ["address listed twice", { ...ok, address: ["127.0.0.1", "127.0.0.1"] }, "address"],
+  ["address flag-like", { ...ok, address: "--v=9" }, "address"],
+  ["empty context", { ...ok, context: "" }, "context"],
+  ["context with newline", { ...ok, context: "a\nb" }, "context"],
+  ["oversize context", { ...ok, context: "c".repeat(5000) }, "context"],
+  ["kubeconfig with NUL", { ...ok, kubeconfig: "/tmp/a\u0000b" }, "kubeconfig"],
+  ["negative timeout", { ...ok, readyTimeout: -5 }, "readyTimeout"],
+  ["zero timeout", { ...ok, readyTimeout: 0 }, "readyTimeout"],
+  ["infinite timeout", { ...ok, readyTimeout: "Infinity" }, "readyTimeout"],
+  ["timeout as text", { ...ok, readyTimeout: "soon" }, "readyTimeout"],
+  ["verify not boolean", { ...ok, verify: "yes" }, "verify"],
+  ["retry not a schedule", { ...ok, retry: 3 }, "retry"],
+  ["unknown field", { ...ok, namspace: "typo" }, "namspace"],
+  ["not an object", "pod/web 80", "spec"],
+  ["null", null, "spec"]
+]
+
+describe("bad input", () => {
+  it.live(`${badInputs.length} cases: each InvalidSpec names its field, nothing is spawned`, () =>
+    Effect.gen(function*() {
+      assert.isAtLeast(badInputs.length, 40)
+      let spawns = 0
+      const counting = Layer.effect(
+        Kubectl.Kubectl,
+        Effect.gen(function*() {
+          const real = yield* Kubectl.Kubectl
+          return Kubectl.Kubectl.of({ ...real, spawn: (args) => Effect.suspend(() => (spawns++, real.spawn(args))) })
+        })
+      ).pipe(Layer.provide(Kubectl.layer({ kubeconfig: "/nonexistent/kf-bad-input-marker" })))
+      for (const [name, input, field] of badInputs) {
+        const error = yield* PortForward.make(input as ForwardSpec.Input).pipe(
+          Effect.scoped,
+          Effect.provide(Layer.mergeAll(counting, PortAllocator.layer)),
+          Effect.flip
+        )
+        assert.strictEqual(error._tag, "InvalidSpec", `${name}: ${error.message}`)
+        if (error._tag === "InvalidSpec") {
+          const paths = error.issues.map((i) => i.path)
+          assert.isTrue(paths.some((p) => p === field || p.startsWith(`${field}.`)), `${name}: ${error.message}`)
+        }
+      }
+      assert.strictEqual(spawns, 0, "no kubectl was spawned for bad input")
+      assert.deepStrictEqual(livePortForwards("kf-bad-input-marker"), [])
+    }))
+})
+
