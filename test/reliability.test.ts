@@ -194,7 +194,7 @@ layer(Env, { timeout: 180_000, excludeTestServices: true })("no leaks, ever", (i
       const ports = new Set<number>()
       let ready = 0
       const trial = Effect.gen(function*() {
-        const delay = yield* Random.nextIntBetween(0, 400)
+        const delay = yield* Random.nextIntBetween(0, 900)
         const fiber = yield* Effect.scoped(Effect.gen(function*() {
           const fwd = yield* PortForward.make({ target: `pod/load-${delay % 20}`, ports: [7000] })
           ports.add(fwd.localPort)

@@ -397,11 +397,14 @@ export const make: (
       yield* Deferred.await(done).pipe(Effect.ignore)
     })
   )
-  yield* Scope.addFinalizer(outer, close)
+  // `close` runs when the caller's scope closes; on a failed start it runs at once and its
+  // handle leaves the caller's scope, so failed attempts leave nothing behind there either
+  const handle = yield* Scope.fork(outer, "sequential")
+  yield* Scope.addFinalizer(handle, close)
 
   const started = yield* firstStart.pipe(
     spec.retry === undefined ? (e) => e : Effect.retry(Retry.transientOnly(spec.retry)),
-    Effect.onError(() => close)
+    Effect.onError(() => Scope.close(handle, Exit.void))
   )
   yield* Ref.set(current, started)
   const ports = started.attempt.ports
