@@ -23,6 +23,27 @@ const echoPod = (name: string, namespace = "default") => ({
   containers: [{ name: "c", ports: [{ containerPort: 7000, backend: Backend.echo() }] }]
 })
 
+/** A pod port whose server can be made to stop answering (it accepts, then never replies nor closes). */
+let blackhole = false
+const flaky = {
+  name: "flaky",
+  containers: [{
+    name: "c",
+    ports: [{
+      containerPort: 7000,
+      backend: Backend.handler((socket) => {
+        if (blackhole) {
+          // like a hung server process: reads nothing, and the FIN it gets is never answered
+          socket.allowHalfOpen = true
+          socket.pause()
+          return
+        }
+        socket.pipe(socket)
+      })
+    }]
+  }]
+}
+
 const Env = Layer.unwrap(
   Effect.gen(function*() {
     const t = yield* testCluster({
@@ -33,6 +54,7 @@ const Env = Layer.unwrap(
         echoPod("kill-me"),
         echoPod("refuse-me"),
         echoPod("plain"),
+        flaky,
         echoPod("svc-pod-1"),
         ...Array.from({ length: 20 }, (_, i) => echoPod(`load-${i}`)),
         ...Array.from({ length: 3 }, (_, i) => echoPod(`owner-${i}`))
@@ -169,6 +191,28 @@ layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and ho
       yield* PortForward.awaitOpen(fwd)
       assert.strictEqual((yield* roundTrip(fwd.localPort, "accepted")).toString(), "accepted")
     })))
+
+  it.effect("keepalive notices a forward that no longer carries bytes, and reconnect recovers it", () =>
+    leakFree(Effect.gen(function*() {
+      const keepalive = { interval: "200 millis", timeout: "500 millis" } as const
+      const plain = yield* PortForward.make({ target: "pod/flaky", ports: [7000], keepalive })
+      const healing = yield* PortForward.make({
+        target: "pod/flaky",
+        ports: [7000],
+        keepalive,
+        reconnect,
+        readyTimeout: "2 seconds"
+      })
+      const reconnecting = yield* awaitStatus(healing, "Reconnecting").pipe(Effect.forkChild({ startImmediately: true }))
+      blackhole = true
+      const lost = yield* Effect.flip(plain.awaitClosed)
+      assert.include(lost.reason, "keepalive probe failed")
+      assert.isFalse(yield* plain.isOpen)
+      yield* Fiber.join(reconnecting)
+      blackhole = false
+      yield* PortForward.awaitOpen(healing)
+      assert.strictEqual((yield* roundTrip(healing.localPort, "alive")).toString(), "alive")
+    }).pipe(Effect.ensuring(Effect.sync(() => (blackhole = false))))))
 
   it.effect("isOpen turns false as soon as kubectl's exit is seen", () =>
     leakFree(Effect.gen(function*() {
