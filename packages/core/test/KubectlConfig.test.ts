@@ -1,0 +1,32 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer, Stream } from "effect"
+import { Kubectl } from "@kube-forward/core"
+
+const withEnv = (env: Record<string, string>) =>
+  Kubectl.Kubectl.pipe(
+    Effect.provide(Kubectl.layerConfig.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))))
+  )
+
+describe("Kubectl.layerConfig", () => {
+  it.effect("reads the binary from KUBE_FORWARD_KUBECTL, defaulting to kubectl", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* withEnv({})).binary, "kubectl")
+      assert.strictEqual((yield* withEnv({ KUBE_FORWARD_KUBECTL: "/opt/k/kubectl" })).binary, "/opt/k/kubectl")
+    }))
+
+  it.live("passes a single-file KUBECONFIG and KUBE_FORWARD_CONTEXT as flags, a path list not", () =>
+    Effect.gen(function*() {
+      // /bin/echo as the binary prints back the arguments it was given
+      const kubectl = yield* withEnv({
+        KUBE_FORWARD_KUBECTL: "/bin/echo",
+        KUBECONFIG: "/tmp/kc.yaml",
+        KUBE_FORWARD_CONTEXT: "staging"
+      })
+      const proc = yield* kubectl.spawn(["port-forward"])
+      const lines = yield* Stream.runCollect(proc.output)
+      assert.deepStrictEqual(lines.map((l) => l.text), ["--kubeconfig=/tmp/kc.yaml --context=staging port-forward"])
+      const listed = yield* withEnv({ KUBE_FORWARD_KUBECTL: "/bin/echo", KUBECONFIG: "/a:/b" })
+      const lines2 = yield* Stream.runCollect((yield* listed.spawn(["x"])).output)
+      assert.deepStrictEqual(lines2.map((l) => l.text), ["x"], "a KUBECONFIG list is left to kubectl's own reading")
+    }))
+})
