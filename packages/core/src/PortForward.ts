@@ -245,25 +245,30 @@ const runAttempt = Effect.fnUntraced(function*(
 
   if (spec.verify) {
     const before = streamErrors
-    yield* Effect.forEach(ports, (port) => probe(port.address, port.local), { concurrency: "unbounded" }).pipe(
+    const outcome = yield* Effect.forEach(ports, (port) => probe(port.address, port.local), {
+      concurrency: "unbounded",
+      discard: true
+    }).pipe(
       Effect.timeoutOrElse({ duration: yield* remaining, orElse: () => Effect.fail(timeout("verify")) }),
-      Effect.catchTag("ProbeFailure", (failure) =>
-        Effect.fail(
-          new KubectlFailed({
-            exitCode: null,
-            signal: null,
-            stderr: [...stderr, `check connection failed: ${failure.detail}`].join("\n")
-          })
-        ))
+      Effect.result
     )
-    // kubectl logs a refusal by the pod before it closes our connection; let that output in
+    // kubectl logs a refusal by the pod before it closes our connection; let that output in,
+    // since what kubectl said explains a failed check better than the check itself
     yield* ioBarrier
     if (streamErrors > before || Deferred.isDoneUnsafe(ended)) {
       const exit = Deferred.isDoneUnsafe(ended) ? (yield* Deferred.await(ended)).exit : { exitCode: null, signal: null }
       const error = classifyFailure(ctx, stderr, exit)
       return yield* (error._tag === "KubectlFailed" && streamErrors > before
-        ? Effect.fail(new RemoteRefused({ target: ctx.target, remotePort: ports[0].remote, detail: stderr.join("\n") }))
-        : Effect.fail(error))
+        ? new RemoteRefused({ target: ctx.target, remotePort: ports[0].remote, detail: stderr.join("\n") })
+        : error)
+    }
+    if (outcome._tag === "Failure") {
+      const failure = outcome.failure
+      return yield* (failure._tag === "Timeout" ? failure : new KubectlFailed({
+        exitCode: null,
+        signal: null,
+        stderr: [...stderr, `check connection failed: ${failure.detail}`].join("\n")
+      }))
     }
   }
 
