@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// Entry point of the `kube-forward-testkit` binary.
+//
+// - Installed from npm (this file lives under node_modules): run the compiled ../dist/bin.js.
+//   Node does not strip types under node_modules, and the published package ships dist/.
+// - In a checkout of the repository (the workspace symlink resolves to packages/testkit, outside
+//   node_modules): run the TypeScript source ../src/bin.ts directly, so the CLI is never a stale
+//   build. Node >= 22.18 strips the types; on an older Node, or if the source is absent, it falls
+//   back to ../dist/bin.js (run `npm run build -w packages/testkit` first).
+import { existsSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+
+const source = new URL("../src/bin.ts", import.meta.url)
+const compiled = new URL("../dist/bin.js", import.meta.url)
+const installed = fileURLToPath(import.meta.url).split(/[\\/]/).includes("node_modules")
+
+const canStripTypes = () => {
+  const [major, minor] = process.versions.node.split(".").map(Number)
+  return major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)
+}
+
+await import(!installed && existsSync(source) && canStripTypes() ? source.href : compiled.href)

@@ -1,0 +1,342 @@
+/**
+ * An in-process fake Kubernetes API server that real `kubectl port-forward` (1.27–1.33, plain
+ * SPDY/3.1 and the SPDY-over-WebSocket tunnel) and WebSocket clients such as
+ * `@kubernetes/client-node` (`v4.channel.k8s.io`) port-forward through, byte for byte. Pods are
+ * backed by local TCP servers ({@link Backend}); controls let tests break things on purpose.
+ *
+ * The cluster is a `Scope`-managed resource: the HTTP server (127.0.0.1, random port), the
+ * kubeconfig and discovery-cache temp files, every backend it started, and every session are gone
+ * when the scope closes.
+ *
+ * @example
+ * ```ts
+ * import { Backend, FakeCluster } from "@kube-forward/testkit"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const cluster = yield* FakeCluster.make({
+ *     pods: [{ name: "web", labels: { app: "web" }, containers: [{ name: "app", ports: [{ containerPort: 80, backend: Backend.http() }] }] }]
+ *   })
+ *   // spawn `kubectl port-forward pod/web :80` with `env: { ...process.env, ...cluster.env }`
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer, Schema, type Scope } from "effect"
+import type { Backend } from "./Backend.ts"
+import { Cluster } from "./internal/cluster.ts"
+
+/**
+ * A pod phase as in `status.phase`. kubectl refuses to forward unless it is `"Running"`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type PodPhase = "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown"
+
+/**
+ * A container port and what answers behind it. Ports a pod does not declare refuse connections
+ * (kubelet dials `localhost:PORT` inside the pod, and nothing listens there).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ContainerPort {
+  /** The port's name, usable as `:http` on the kubectl command line or as a service `targetPort`. */
+  readonly name?: string
+  readonly containerPort: number
+  readonly backend: Backend
+}
+
+/**
+ * A container of a pod.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ContainerSpec {
+  readonly name: string
+  readonly ports: ReadonlyArray<ContainerPort>
+}
+
+/**
+ * A pod. `namespace` defaults to `"default"`, `phase` to `"Running"`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PodSpec {
+  readonly name: string
+  readonly namespace?: string
+  readonly labels?: Record<string, string>
+  readonly phase?: PodPhase
+  readonly containers?: ReadonlyArray<ContainerSpec>
+}
+
+/**
+ * A service port. `targetPort` defaults to `port`; a string is a container port name.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ServicePort {
+  readonly name?: string
+  readonly port: number
+  readonly targetPort?: number | string
+}
+
+/**
+ * A ClusterIP service selecting pods by label. `clusterIP: "None"` makes it headless (kubectl then
+ * skips the port mapping).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ServiceSpec {
+  readonly name: string
+  readonly namespace?: string
+  readonly selector: Record<string, string>
+  readonly ports: ReadonlyArray<ServicePort>
+  readonly clusterIP?: string
+}
+
+/**
+ * A Deployment or StatefulSet: only its pod selector matters to `kubectl port-forward`. Its
+ * replica counts in `status` are computed from the matching pods.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface WorkloadSpec {
+  readonly name: string
+  readonly namespace?: string
+  readonly selector: Record<string, string>
+}
+
+/**
+ * Which port-forward upgrades the server accepts.
+ *
+ * - `"tunnel"`: the SPDY-over-WebSocket tunnel (`SPDY/3.1+portforward.k8s.io`, kubectl ≥ 1.31 by
+ *   default) and plain SPDY/3.1, like a 1.31+ API server.
+ * - `"spdy-only"`: the tunnel upgrade gets `400`, so kubectl ≥ 1.31 silently falls back to SPDY,
+ *   like an older API server.
+ *
+ * The WebSocket channel protocol (`v4.channel.k8s.io`) is accepted in both modes.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type TransportMode = "tunnel" | "spdy-only"
+
+/**
+ * A fault applied to every port-forward upgrade request (all transports) until cleared.
+ *
+ * - `Status`: answer with that HTTP code and a real-looking `Status` body (kubectl prints
+ *   `error: error upgrading connection: <message>`; ≥ 1.31 first falls back from the tunnel).
+ * - `CloseWithoutStatus`: close the TCP connection without any response (kubectl:
+ *   `error upgrading connection: unexpected EOF`, and no fallback).
+ * - `Hang`: accept the request and never answer it.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type UpgradeFault =
+  | { readonly _tag: "Status"; readonly code: number }
+  | { readonly _tag: "CloseWithoutStatus" }
+  | { readonly _tag: "Hang" }
+
+/**
+ * Counters since the cluster started (or since {@link FakeCluster.resetCounters}).
+ *
+ * - `sessions`: port-forward upgrades accepted, by transport (`spdy` = plain SPDY/3.1,
+ *   `tunnel` = SPDY over WebSocket, `websocket` = the v4 channel protocol).
+ * - `activeSessions`: sessions alive right now (not reset).
+ * - `streams`: SPDY streams opened by clients, plus two channels per port of each v4 session.
+ * - `connections`: forwarded connections paired and dialled towards a pod port.
+ * - `bytesToPod`, `bytesFromPod`: payload bytes carried.
+ * - `restRequests`: plain HTTP requests (discovery, gets, lists, watches).
+ * - `upgradeRequests`: upgrade requests received, whatever their outcome (faults included);
+ *   a kubectl ≥ 1.31 that falls back from the tunnel to SPDY makes two.
+ * - `activeWatches`: watch requests open right now (kubectl watches pods when a service or
+ *   workload selects none yet); not reset.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Counters {
+  readonly sessions: { readonly spdy: number; readonly tunnel: number; readonly websocket: number }
+  readonly activeSessions: number
+  readonly streams: number
+  readonly connections: number
+  readonly bytesToPod: number
+  readonly bytesFromPod: number
+  readonly restRequests: number
+  readonly upgradeRequests: number
+  readonly activeWatches: number
+}
+
+/**
+ * Options of {@link make}.
+ *
+ * - `version`: what `/version` reports (default `"v1.33.1"`).
+ * - `transport`: the initial {@link TransportMode} (default `"tunnel"`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  readonly pods?: ReadonlyArray<PodSpec>
+  readonly services?: ReadonlyArray<ServiceSpec>
+  readonly deployments?: ReadonlyArray<WorkloadSpec>
+  readonly statefulsets?: ReadonlyArray<WorkloadSpec>
+  readonly version?: string
+  readonly transport?: TransportMode
+}
+
+/**
+ * A running fake cluster.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface FakeCluster {
+  /** `http://127.0.0.1:PORT`. */
+  readonly url: string
+  /** A kubeconfig (context, cluster and user all named `"fake"`, namespace `default`). */
+  readonly kubeconfigPath: string
+  /** A private discovery cache directory for kubectl (`KUBECACHEDIR`). */
+  readonly cacheDir: string
+  /** `{ KUBECONFIG, KUBECACHEDIR }`, to merge into a kubectl child process environment. */
+  readonly env: Record<string, string>
+  /** Adds a pod, or replaces the pod with the same namespace and name (its sessions are dropped). */
+  readonly addPod: (pod: PodSpec) => Effect.Effect<void>
+  /** Adds or replaces a service. */
+  readonly addService: (service: ServiceSpec) => Effect.Effect<void>
+  /** Adds or replaces a deployment. */
+  readonly addDeployment: (deployment: WorkloadSpec) => Effect.Effect<void>
+  /** Adds or replaces a statefulset. */
+  readonly addStatefulSet: (statefulset: WorkloadSpec) => Effect.Effect<void>
+  /** Deletes a pod and drops its live port-forward sessions. No-op when absent. */
+  readonly deletePod: (namespace: string, name: string) => Effect.Effect<void>
+  /** Sets `status.phase`. Live sessions are kept; new upgrades to a non-Running pod get 400. */
+  readonly setPodPhase: (namespace: string, name: string, phase: PodPhase) => Effect.Effect<void>
+  /**
+   * Simulates a container restart: drops the pod's live sessions, bumps `restartCount`, sets the
+   * phase to `Pending`, and sets it back to `Running` after `downFor` (default: immediately). It
+   * returns once the pod is down; the way back up runs in the cluster's scope.
+   */
+  readonly restartPod: (
+    namespace: string,
+    name: string,
+    options?: { readonly downFor?: Duration.Input }
+  ) => Effect.Effect<void>
+  /** Switches the accepted transports for new upgrades. */
+  readonly setTransport: (mode: TransportMode) => Effect.Effect<void>
+  /** Sets (or with `undefined` clears) a fault for port-forward upgrades. */
+  readonly setUpgradeFault: (fault: UpgradeFault | undefined) => Effect.Effect<void>
+  /** Delays every REST response (not upgrades) by this much; `0` turns it off. */
+  readonly setRestDelay: (delay: Duration.Input) => Effect.Effect<void>
+  /** Drops every live port-forward connection (kubectl exits with `lost connection to pod`). */
+  readonly dropSessions: Effect.Effect<void>
+  /** Current counters. */
+  readonly counters: Effect.Effect<Counters>
+  /** Zeroes the counters (except `activeSessions`). */
+  readonly resetCounters: Effect.Effect<void>
+}
+
+/**
+ * The cluster could not start (port, temp files).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class FakeClusterError extends Schema.TaggedError<FakeClusterError>("@kube-forward/testkit/FakeClusterError")(
+  "FakeClusterError",
+  { message: Schema.String, cause: Schema.optional(Schema.Defect()) }
+) {}
+
+/**
+ * Starts a fake cluster in the current scope.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make: (options?: Options) => Effect.Effect<FakeCluster, FakeClusterError, Scope.Scope> = Effect.fn(
+  "FakeCluster.make"
+)(function*(options: Options = {}) {
+  const cluster = yield* Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => Cluster.start(options),
+      catch: (cause) => new FakeClusterError({ message: `failed to start the fake cluster: ${String(cause)}`, cause })
+    }),
+    (cluster) => Effect.promise(() => cluster.close())
+  )
+  const scope = yield* Effect.scope
+
+  const restartPod = Effect.fn("FakeCluster.restartPod")(function*(
+    namespace: string,
+    name: string,
+    options?: { readonly downFor?: Duration.Input }
+  ) {
+    const generation = cluster.restartPod(namespace, name)
+    if (generation === undefined) return
+    const downFor = Duration.fromInputUnsafe(options?.downFor ?? 0)
+    const up = Effect.sync(() => cluster.finishRestart(namespace, name, generation))
+    if (Duration.toMillis(downFor) <= 0) return yield* up
+    yield* Effect.sleep(downFor).pipe(Effect.andThen(up), Effect.forkIn(scope))
+  })
+
+  return {
+    url: cluster.url,
+    kubeconfigPath: cluster.kubeconfigPath,
+    cacheDir: cluster.cacheDir,
+    env: { KUBECONFIG: cluster.kubeconfigPath, KUBECACHEDIR: cluster.cacheDir },
+    addPod: (pod) => Effect.sync(() => cluster.addPod(pod)),
+    addService: (service) => Effect.sync(() => cluster.addService(service)),
+    addDeployment: (deployment) => Effect.sync(() => cluster.addDeployment(deployment)),
+    addStatefulSet: (statefulset) => Effect.sync(() => cluster.addStatefulSet(statefulset)),
+    deletePod: (namespace, name) => Effect.sync(() => cluster.deletePod(namespace, name)),
+    setPodPhase: (namespace, name, phase) => Effect.sync(() => cluster.setPodPhase(namespace, name, phase)),
+    restartPod,
+    setTransport: (mode) => Effect.sync(() => cluster.setTransport(mode)),
+    setUpgradeFault: (fault) => Effect.sync(() => cluster.setUpgradeFault(fault)),
+    setRestDelay: (delay) => Effect.sync(() => cluster.setRestDelay(Duration.toMillis(Duration.fromInputUnsafe(delay)))),
+    dropSessions: Effect.sync(() => cluster.dropSessions()),
+    counters: Effect.sync(() => cluster.snapshot()),
+    resetCounters: Effect.sync(() => cluster.resetCounters())
+  } satisfies FakeCluster
+})
+
+/**
+ * The fake cluster as a service, for suites that share one cluster through a layer.
+ *
+ * @example
+ * ```ts
+ * import { FakeCluster } from "@kube-forward/testkit"
+ * import { layer } from "@effect/vitest"
+ * import { Effect } from "effect"
+ *
+ * layer(FakeCluster.FakeClusterService.layer({ pods: [] }))("suite", (it) => {
+ *   it.effect("uses the cluster", () =>
+ *     Effect.gen(function*() {
+ *       const cluster = yield* FakeCluster.FakeClusterService
+ *       // ...
+ *     }))
+ * })
+ * ```
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class FakeClusterService extends Context.Service<FakeClusterService, FakeCluster>()(
+  "@kube-forward/testkit/FakeCluster"
+) {
+  /**
+   * A layer that starts a fake cluster and stops it when the layer is released.
+   *
+   * @since 0.1.0
+   */
+  static readonly layer = (options: Options = {}): Layer.Layer<FakeClusterService, FakeClusterError> =>
+    Layer.effect(FakeClusterService, make(options))
+}

@@ -1,0 +1,27 @@
+/**
+ * `@kube-forward/testkit`: a fake Kubernetes API server that real kubectl binaries and WebSocket
+ * clients port-forward through, as a Scope-managed Effect resource.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * What answers behind a fake pod's ports (echo, HTTP, sink, source, an address, a handler).
+ *
+ * @since 0.1.0
+ */
+export * as Backend from "./Backend.ts"
+
+/**
+ * The fake cluster: REST, SPDY/3.1, the SPDY-over-WebSocket tunnel and `v4.channel.k8s.io`.
+ *
+ * @since 0.1.0
+ */
+export * as FakeCluster from "./FakeCluster.ts"
+
+/**
+ * Finds the real kubectl binaries on the machine (one per minor version) for conformance matrices.
+ *
+ * @since 0.1.0
+ */
+export * as KubectlBinaries from "./KubectlBinaries.ts"

@@ -1,0 +1,207 @@
+/**
+ * Byte transports for a SPDY session: the upgraded TCP socket itself (plain SPDY/3.1), or the
+ * payloads of binary WebSocket messages (kubectl's SPDY-over-WebSocket tunnel). Also the
+ * server-side WebSocket connection used by the tunnel and by the v4 channel protocol.
+ *
+ * @internal
+ */
+import type * as Stream from "node:stream"
+import { closeCodeOf, CloseCode, encodeClose, encodeFrame, Opcode, WsDecoder } from "./websocket.ts"
+
+/** What a SPDY session needs from the connection underneath it. */
+export interface Transport {
+  /** Sends bytes; `false` means "stop producing until the drain listener fires". */
+  readonly write: (chunk: Buffer) => boolean
+  /** Stops delivering inbound bytes (backpressure towards the client). */
+  readonly pause: () => void
+  /** Resumes inbound bytes. */
+  readonly resume: () => void
+  /** Closes the connection abruptly. */
+  readonly destroy: () => void
+  /** Whether the connection is gone. */
+  readonly closed: () => boolean
+}
+
+/** Callbacks a transport reports to. */
+export interface TransportEvents {
+  readonly onData: (chunk: Buffer) => void
+  readonly onDrain: () => void
+  readonly onClose: () => void
+}
+
+/** Plain SPDY: the upgraded socket carries the SPDY byte stream directly. */
+export const socketTransport = (socket: Stream.Duplex, events: TransportEvents): Transport => {
+  let closed = false
+  socket.on("data", (chunk: Buffer) => events.onData(chunk))
+  socket.on("drain", () => events.onDrain())
+  socket.on("error", () => socket.destroy())
+  socket.on("end", () => socket.end())
+  socket.on("close", () => {
+    closed = true
+    events.onClose()
+  })
+  return {
+    write: (chunk) => closed ? true : socket.write(chunk),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
+    destroy: () => socket.destroy(),
+    closed: () => closed
+  }
+}
+
+/** Callbacks of a {@link WsConnection}. */
+export interface WsEvents {
+  /**
+   * Called with binary data. In `"stream"` mode every frame payload is delivered as it arrives
+   * (message boundaries carry no meaning); in `"message"` mode fragments are joined first.
+   */
+  readonly onBinary: (payload: Buffer) => void
+  readonly onDrain: () => void
+  /** The peer sent a close frame (with its code) or the socket went away (code undefined). */
+  readonly onClose: (code: number | undefined) => void
+}
+
+/** Server side of one WebSocket connection over an upgraded socket. */
+export class WsConnection {
+  private readonly socket: Stream.Duplex
+  private readonly events: WsEvents
+  private readonly mode: "stream" | "message"
+  private readonly decoder = new WsDecoder()
+  private fragments: Array<Buffer> = []
+  private closeSent = false
+  private closedFlag = false
+  private reported = false
+  private killTimer: ReturnType<typeof setTimeout> | undefined = undefined
+
+  constructor(socket: Stream.Duplex, mode: "stream" | "message", events: WsEvents) {
+    this.socket = socket
+    this.mode = mode
+    this.events = events
+    socket.on("data", (chunk: Buffer) => this.onSocketData(chunk))
+    socket.on("drain", () => events.onDrain())
+    socket.on("error", () => socket.destroy())
+    socket.on("end", () => socket.end())
+    socket.on("close", () => {
+      this.closedFlag = true
+      if (this.killTimer) clearTimeout(this.killTimer)
+      this.report(undefined)
+    })
+  }
+
+  /** Whether the socket is gone. */
+  get closed(): boolean {
+    return this.closedFlag
+  }
+
+  private report(code: number | undefined): void {
+    if (this.reported) return
+    this.reported = true
+    this.events.onClose(code)
+  }
+
+  private onSocketData(chunk: Buffer): void {
+    let frames
+    try {
+      frames = this.decoder.push(chunk)
+    } catch {
+      this.close(CloseCode.ProtocolError)
+      return
+    }
+    for (const frame of frames) {
+      if (this.closedFlag) return
+      switch (frame.opcode) {
+        case Opcode.Ping:
+          this.socket.write(encodeFrame(Opcode.Pong, frame.payload))
+          break
+        case Opcode.Pong:
+          break
+        case Opcode.Close: {
+          const code = closeCodeOf(frame.payload)
+          this.report(code)
+          this.close(code === CloseCode.NoStatus ? CloseCode.Normal : code)
+          return
+        }
+        case Opcode.Binary:
+        case Opcode.Text:
+        case Opcode.Continuation: {
+          if (this.mode === "stream") {
+            if (frame.payload.length > 0) this.events.onBinary(frame.payload)
+            break
+          }
+          if (frame.fin && this.fragments.length === 0) {
+            this.events.onBinary(frame.payload)
+          } else {
+            this.fragments.push(frame.payload)
+            if (frame.fin) {
+              const message = Buffer.concat(this.fragments)
+              this.fragments = []
+              this.events.onBinary(message)
+            }
+          }
+          break
+        }
+        default:
+          this.close(CloseCode.ProtocolError)
+          return
+      }
+    }
+  }
+
+  /** Sends one binary message; `false` means the socket buffer is full (wait for drain). */
+  send(payload: Uint8Array): boolean {
+    if (this.closedFlag || this.closeSent) return true
+    return this.socket.write(encodeFrame(Opcode.Binary, payload))
+  }
+
+  /** Sends a close frame and half-closes; the socket is destroyed if the peer lingers. */
+  close(code: number = CloseCode.Normal, reason = ""): void {
+    if (this.closedFlag) return
+    if (!this.closeSent) {
+      this.closeSent = true
+      this.socket.end(encodeClose(code, reason))
+      this.killTimer = setTimeout(() => this.socket.destroy(), 2000)
+      this.killTimer.unref?.()
+    }
+  }
+
+  /** Drops the connection without a close frame. */
+  destroy(): void {
+    this.socket.destroy()
+  }
+
+  /** Stops reading. */
+  pause(): void {
+    this.socket.pause()
+  }
+
+  /** Resumes reading. */
+  resume(): void {
+    this.socket.resume()
+  }
+
+  /** Feeds bytes that arrived together with the upgrade request. */
+  feed(head: Buffer): void {
+    if (head.length > 0) this.onSocketData(head)
+  }
+}
+
+/** kubectl's tunnel: SPDY bytes inside binary WebSocket messages. */
+export const tunnelTransport = (
+  socket: Stream.Duplex,
+  events: TransportEvents
+): { readonly transport: Transport; readonly connection: WsConnection } => {
+  const connection = new WsConnection(socket, "stream", {
+    onBinary: events.onData,
+    onDrain: events.onDrain,
+    onClose: () => undefined
+  })
+  socket.on("close", () => events.onClose())
+  const transport: Transport = {
+    write: (chunk) => connection.send(chunk),
+    pause: () => connection.pause(),
+    resume: () => connection.resume(),
+    destroy: () => connection.destroy(),
+    closed: () => connection.closed
+  }
+  return { transport, connection }
+}

@@ -1,0 +1,225 @@
+/**
+ * The SPDY session at the byte level, with a scripted client: SYN_REPLY bytes, pairing by
+ * requestid, PING rules, the FIN order kubectl relies on, and the kubelet failure path. Plus
+ * backpressure through real kubectl (bounded buffering when one side stops reading).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Schedule } from "effect"
+import * as Net from "node:net"
+import type { ForwardHost } from "../src/internal/host.ts"
+import { makeCounters } from "../src/internal/host.ts"
+import * as Spdy from "../src/internal/spdy.ts"
+import { SpdySession } from "../src/internal/spdySession.ts"
+import type { Transport } from "../src/internal/transport.ts"
+import { Backend, FakeCluster } from "../src/index.ts"
+import { portForward } from "./helpers/kubectl.ts"
+
+/** A session wired to an in-memory transport and an echo server. */
+const harness = Effect.gen(function*() {
+  const echo = yield* Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<Net.Server>((resolve) => {
+        const server = Net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s))
+        server.listen(0, "127.0.0.1", () => resolve(server))
+      })
+    ),
+    (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
+  )
+  const echoPort = (echo.address() as Net.AddressInfo).port
+  const written: Array<Spdy.Frame> = []
+  const decoder = new Spdy.FrameDecoder()
+  const listeners = new Set<() => void>()
+  const transport: Transport = {
+    write: (chunk) => {
+      written.push(...decoder.push(chunk))
+      listeners.forEach((l) => l())
+      return true
+    },
+    pause: () => undefined,
+    resume: () => undefined,
+    destroy: () => undefined,
+    closed: () => false
+  }
+  const counters = makeCounters()
+  const host: ForwardHost = {
+    counters,
+    pod: { namespace: "default", name: "web", uid: "uid-1" },
+    resolve: (port) => Promise.resolve(port === 80 ? { host: "127.0.0.1", port: echoPort } : undefined),
+    refusedCause: (port) => `refused ${port}`,
+    dialCause: (_port, error) => error.message
+  }
+  const session = new SpdySession(transport, host)
+  yield* Effect.addFinalizer(() => Effect.sync(() => session.closedByTransport()))
+  const deflater = new Spdy.HeaderDeflater()
+  const syn = (id: number, headers: Array<[string, string]>) =>
+    Effect.promise(() => deflater.deflate(Spdy.encodeHeaderBlock(headers))).pipe(
+      Effect.map((block) => session.feed(Spdy.encodeSynStream(id, block)))
+    )
+  const waitFrames = (predicate: (frames: ReadonlyArray<Spdy.Frame>) => boolean) =>
+    Effect.callback<ReadonlyArray<Spdy.Frame>>((resume) => {
+      const check = () => {
+        if (!predicate(written)) return false
+        resume(Effect.succeed(written))
+        return true
+      }
+      if (check()) return
+      const l = () => {
+        if (check()) listeners.delete(l)
+      }
+      listeners.add(l)
+      return Effect.sync(() => listeners.delete(l))
+    }).pipe(Effect.timeout("10 seconds"))
+  return { session, written, counters, syn, waitFrames }
+})
+
+const describeFrame = (f: Spdy.Frame): string =>
+  f._tag === "Data" ?
+    `DATA ${f.streamId}${f.flags & Spdy.FLAG_FIN ? " FIN" : ""}${f.payload.length ? ` ${f.payload.toString()}` : ""}` :
+    `CTRL ${f.type} ${f.payload.subarray(0, 4).toString("hex")}`
+
+describe("SpdySession", () => {
+  it.live("replies at once, pairs by requestid, echoes, and FINs data before error", () =>
+    Effect.gen(function*() {
+      const h = yield* harness
+      // request 1's error stream arrives before request 0's data stream: pairing is by requestid
+      yield* h.syn(1, [["streamtype", "error"], ["port", "80"], ["requestid", "0"]])
+      yield* h.syn(3, [["streamtype", "error"], ["port", "80"], ["requestid", "1"]])
+      yield* h.syn(5, [["streamtype", "data"], ["port", "80"], ["requestid", "0"]])
+      const replies = yield* h.waitFrames((w) => w.length >= 3)
+      assert.deepStrictEqual(replies.slice(0, 3).map((f) => f._tag === "Control" && f.type), [2, 2, 2])
+      // first SYN_REPLY starts the zlib stream, the others continue it
+      assert.strictEqual(replies[0]!.payload.subarray(4, 6).toString("hex"), "78bb")
+      assert.strictEqual(replies[1]!.payload.subarray(4, 6).toString("hex"), "0004")
+      h.session.feed(Spdy.encodeDataFrame(1, Buffer.alloc(0), true))
+      h.session.feed(Spdy.encodeDataFrame(5, Buffer.from("hello")))
+      h.session.feed(Spdy.encodeDataFrame(5, Buffer.alloc(0), true))
+      const frames = yield* h.waitFrames((w) => w.some((f) => f._tag === "Data" && f.streamId === 1))
+      assert.deepStrictEqual(frames.slice(3).map(describeFrame), ["DATA 5 hello", "DATA 5 FIN", "DATA 1 FIN"])
+      assert.strictEqual(h.counters.connections, 1)
+      assert.strictEqual(h.counters.streams, 3)
+      assert.strictEqual(h.counters.bytesToPod, 5)
+      assert.strictEqual(h.counters.bytesFromPod, 5)
+    }))
+
+  it.live("echoes odd PING ids only", () =>
+    Effect.gen(function*() {
+      const h = yield* harness
+      h.session.feed(Buffer.concat([Spdy.encodePing(2), Spdy.encodePing(1), Spdy.encodePing(4), Spdy.encodePing(7)]))
+      const frames = yield* h.waitFrames((w) => w.length >= 2)
+      assert.deepStrictEqual(frames.map(describeFrame), ["CTRL 6 00000001", "CTRL 6 00000007"])
+    }))
+
+  it.live("a refused port: kubelet's message on the error stream, then FIN both", () =>
+    Effect.gen(function*() {
+      const h = yield* harness
+      yield* h.syn(1, [["streamtype", "error"], ["port", "81"], ["requestid", "0"]])
+      yield* h.syn(3, [["streamtype", "data"], ["port", "81"], ["requestid", "0"]])
+      const frames = yield* h.waitFrames((w) => w.filter((f) => f._tag === "Data").length >= 3)
+      assert.deepStrictEqual(frames.slice(2).map(describeFrame), [
+        "DATA 1 error forwarding port 81 to pod web, uid uid-1: refused 81",
+        "DATA 1 FIN",
+        "DATA 3 FIN"
+      ])
+    }))
+
+  it.live("ignores SETTINGS, WINDOW_UPDATE and frames for unknown streams", () =>
+    Effect.gen(function*() {
+      const h = yield* harness
+      h.session.feed(Spdy.encodeControlFrame(Spdy.FrameType.Settings, 0, Buffer.from("00000000", "hex")))
+      h.session.feed(Spdy.encodeControlFrame(Spdy.FrameType.WindowUpdate, 0, Buffer.from("0000000100001000", "hex")))
+      h.session.feed(Spdy.encodeDataFrame(9, Buffer.from("stray"), true))
+      h.session.feed(Spdy.encodeRstStream(9, Spdy.RstStatus.Cancel))
+      h.session.feed(Spdy.encodePing(3))
+      const frames = yield* h.waitFrames((w) => w.length >= 1)
+      assert.deepStrictEqual(frames.map(describeFrame), ["CTRL 6 00000003"])
+    }))
+})
+
+const plateau = <A>(read: Effect.Effect<A>, value: (a: A) => number) =>
+  Effect.gen(function*() {
+    // poll until the value has not moved for 10 consecutive reads (≈ 500 ms)
+    let last = -1
+    let stable = 0
+    while (stable < 10) {
+      const now = value(yield* read)
+      stable = now === last && now > 0 ? stable + 1 : 0
+      last = now
+      yield* Effect.sleep("50 millis")
+    }
+    return last
+  }).pipe(Effect.timeout("60 seconds"))
+
+describe("backpressure", () => {
+  for (const version of ["1.27", "1.33"]) {
+    it.live(`${version}: an endless source stalls when the local client stops reading`, () =>
+      Effect.gen(function*() {
+        const cluster = yield* FakeCluster.make({
+          pods: [{ name: "firehose", containers: [{ name: "a", ports: [{ containerPort: 9, backend: Backend.source() }] }] }]
+        })
+        const fwd = yield* portForward(cluster, version, "pod/firehose", 9)
+        const socket = yield* Effect.acquireRelease(
+          Effect.sync(() => Net.connect({ host: "127.0.0.1", port: fwd.localPort })),
+          (s) => Effect.sync(() => s.destroy())
+        )
+        socket.on("error", () => undefined)
+        socket.pause() // never read
+        const stalled = yield* plateau(cluster.counters, (c) => c.bytesFromPod)
+        // socket buffers on every hop plus kubectl's own copy buffers: a few MiB, never unbounded
+        assert.isBelow(stalled, 48 * 1024 * 1024)
+        // and it flows again once the client reads
+        let received = 0
+        socket.on("data", (chunk: Buffer) => {
+          received += chunk.length
+        })
+        socket.resume()
+        yield* cluster.counters.pipe(
+          Effect.repeat({ until: (c) => c.bytesFromPod > stalled + 16 * 1024 * 1024, schedule: Schedule.spaced("20 millis") }),
+          Effect.timeout("30 seconds")
+        )
+        assert.isAbove(received, 0)
+      }))
+  }
+
+  it.live("1.33: a pod that stops reading stalls the upload", () =>
+    Effect.gen(function*() {
+      const held: Array<Net.Socket> = []
+      const cluster = yield* FakeCluster.make({
+        pods: [{
+          name: "blackhole",
+          containers: [{
+            name: "a",
+            ports: [{
+              containerPort: 9,
+              backend: Backend.handler((s) => {
+                s.pause()
+                held.push(s)
+              })
+            }]
+          }]
+        }]
+      })
+      const fwd = yield* portForward(cluster, "1.33", "pod/blackhole", 9)
+      const socket = yield* Effect.acquireRelease(
+        Effect.sync(() => Net.connect({ host: "127.0.0.1", port: fwd.localPort })),
+        (s) => Effect.sync(() => s.destroy())
+      )
+      socket.on("error", () => undefined)
+      const chunk = Buffer.alloc(256 * 1024)
+      let written = 0
+      const pump = () => {
+        while (socket.write(chunk)) written += chunk.length
+        written += chunk.length
+      }
+      socket.on("drain", pump)
+      socket.on("connect", pump)
+      const stalled = yield* plateau(cluster.counters, (c) => c.bytesToPod)
+      assert.isBelow(stalled, 48 * 1024 * 1024)
+      assert.isAbove(written, stalled)
+      // once the pod reads again, the upload resumes
+      held.forEach((s) => s.resume())
+      yield* cluster.counters.pipe(
+        Effect.repeat({ until: (c) => c.bytesToPod > stalled + 16 * 1024 * 1024, schedule: Schedule.spaced("20 millis") }),
+        Effect.timeout("30 seconds")
+      )
+    }))
+})

@@ -1,0 +1,390 @@
+/**
+ * WebSocket framing, and the `v4.channel.k8s.io` port-forward protocol driven both by a raw
+ * hand-written client (to check the exact bytes) and by @kubernetes/client-node.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as K8s from "@kubernetes/client-node"
+import { Effect, Schedule, type Scope } from "effect"
+import * as ChildProcess from "node:child_process"
+import * as Crypto from "node:crypto"
+import * as Net from "node:net"
+import * as Path from "node:path"
+import * as Stream from "node:stream"
+import { Backend, FakeCluster } from "../src/index.ts"
+import * as Ws from "../src/internal/websocket.ts"
+import { randomBytes, sha256, spawnProcess } from "./helpers/kubectl.ts"
+
+describe("WebSocket framing", () => {
+  it("computes Sec-WebSocket-Accept as RFC 6455 does", () => {
+    assert.strictEqual(Ws.acceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+  })
+
+  it("round-trips masked client frames of every length class, in any chunking", () => {
+    const payloads = [0, 1, 125, 126, 65535, 65536, 100_000].map((n) => randomBytes(n))
+    const wire = Buffer.concat(payloads.map((p) => Ws.encodeFrame(Ws.Opcode.Binary, p, { mask: true })))
+    for (const size of [1, 5, 4096, wire.length]) {
+      const decoder = new Ws.WsDecoder()
+      const frames: Array<Ws.WsFrame> = []
+      for (let i = 0; i < wire.length; i += size) frames.push(...decoder.push(wire.subarray(i, i + size)))
+      assert.strictEqual(frames.length, payloads.length)
+      frames.forEach((f, i) => {
+        assert.isTrue(f.fin && f.masked)
+        assert.strictEqual(f.opcode, Ws.Opcode.Binary)
+        assert.strictEqual(sha256(f.payload), sha256(payloads[i]!))
+      })
+    }
+  })
+
+  it("encodes unmasked server frames with the right headers", () => {
+    assert.strictEqual(Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from([0, 80, 0])).toString("hex"), "8203005000")
+    assert.strictEqual(Ws.encodeFrame(Ws.Opcode.Binary, Buffer.alloc(200)).subarray(0, 4).toString("hex"), "827e00c8")
+    assert.strictEqual(
+      Ws.encodeFrame(Ws.Opcode.Binary, Buffer.alloc(70000)).subarray(0, 10).toString("hex"),
+      "827f0000000000011170"
+    )
+    assert.strictEqual(Ws.encodeClose(1000).toString("hex"), "880203e8")
+    assert.strictEqual(Ws.closeCodeOf(Buffer.from("03e8", "hex")), 1000)
+    assert.strictEqual(Ws.closeCodeOf(Buffer.alloc(0)), 1005)
+  })
+
+  it("rejects invalid frames", () => {
+    // a fragmented control frame
+    assert.throws(() => new Ws.WsDecoder().push(Buffer.from("0900", "hex")), Ws.WsProtocolError)
+    // reserved bits
+    assert.throws(() => new Ws.WsDecoder().push(Buffer.from("c200", "hex")), Ws.WsProtocolError)
+  })
+})
+
+/** A raw WebSocket client: handshake, then frames in and out. */
+interface RawWs {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly body: string
+  readonly messages: Array<Buffer>
+  readonly send: (payload: Uint8Array) => void
+  /** Waits until `n` messages have arrived, or the connection closed (with its close code). */
+  readonly waitMessages: (n: number) => Effect.Effect<ReadonlyArray<Buffer>>
+  readonly closed: Effect.Effect<number | undefined>
+}
+
+const rawWs = (url: string, path: string, protocols: ReadonlyArray<string>): Effect.Effect<RawWs, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<RawWs & { readonly socket: Net.Socket }, Error>((resume) => {
+      const { port } = new URL(url)
+      const socket = Net.connect({ host: "127.0.0.1", port: Number(port) })
+      const key = Crypto.randomBytes(16).toString("base64")
+      socket.on("connect", () =>
+        socket.write(
+          `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+            `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n` +
+            (protocols.length > 0 ? `Sec-WebSocket-Protocol: ${protocols.join(", ")}\r\n` : "") +
+            "\r\n"
+        ))
+      let head = Buffer.alloc(0)
+      let parsed = false
+      const decoder = new Ws.WsDecoder()
+      const messages: Array<Buffer> = []
+      const listeners = new Set<() => void>()
+      let closeCode: number | undefined | null = null
+      const notify = () => listeners.forEach((l) => l())
+      const onFrames = (chunk: Buffer) => {
+        for (const frame of decoder.push(chunk)) {
+          if (frame.opcode === Ws.Opcode.Binary) messages.push(frame.payload)
+          if (frame.opcode === Ws.Opcode.Close) {
+            closeCode = Ws.closeCodeOf(frame.payload)
+            socket.end(Ws.encodeClose(closeCode, "", { mask: true }))
+          }
+        }
+        notify()
+      }
+      const waitFor = <A>(ready: () => A | undefined) =>
+        Effect.callback<A>((resume) => {
+          const check = () => {
+            const value = ready()
+            if (value === undefined) return false
+            resume(Effect.succeed(value))
+            return true
+          }
+          if (check()) return
+          const l = () => {
+            if (check()) listeners.delete(l)
+          }
+          listeners.add(l)
+          return Effect.sync(() => listeners.delete(l))
+        })
+      socket.on("close", () => {
+        if (closeCode === null) closeCode = undefined
+        notify()
+      })
+      socket.on("error", (error) => {
+        if (!parsed) resume(Effect.fail(error))
+      })
+      socket.on("data", (chunk: Buffer) => {
+        if (parsed) return onFrames(chunk)
+        head = Buffer.concat([head, chunk])
+        const end = head.indexOf("\r\n\r\n")
+        if (end < 0) return
+        parsed = true
+        const [statusLine, ...lines] = head.subarray(0, end).toString("latin1").split("\r\n")
+        const headers: Record<string, string> = {}
+        for (const line of lines) {
+          const i = line.indexOf(":")
+          headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim()
+        }
+        const status = Number(statusLine!.split(" ")[1])
+        const rest = head.subarray(end + 4)
+        const client = {
+          socket,
+          status,
+          headers,
+          body: status === 101 ? "" : rest.toString("utf8"),
+          messages,
+          send: (payload: Uint8Array) => socket.write(Ws.encodeFrame(Ws.Opcode.Binary, payload, { mask: true })),
+          waitMessages: (n: number) => waitFor(() => messages.length >= n || closeCode !== null ? messages : undefined),
+          closed: waitFor(() => closeCode !== null ? { code: closeCode } : undefined).pipe(Effect.map((c) => c.code))
+        }
+        if (status === 101) {
+          assert.strictEqual(headers["sec-websocket-accept"], Ws.acceptKey(key))
+          if (rest.length > 0) onFrames(rest)
+          resume(Effect.succeed(client))
+        } else {
+          socket.on("end", () => {
+            resume(Effect.succeed({ ...client, body: head.subarray(end + 4).toString("utf8") }))
+          })
+          socket.on("data", (more: Buffer) => {
+            head = Buffer.concat([head, more])
+          })
+        }
+      })
+    }),
+    (client) => Effect.sync(() => client.socket.destroy())
+  )
+
+const cluster = (extra: FakeCluster.Options = {}) =>
+  FakeCluster.make({
+    pods: [{
+      name: "web",
+      containers: [{
+        name: "app",
+        ports: [
+          { containerPort: 7, backend: Backend.echo() },
+          { containerPort: 80, backend: Backend.http() }
+        ]
+      }]
+    }],
+    ...extra
+  })
+
+describe("v4.channel.k8s.io (raw client)", () => {
+  it.live("announces each port on its two channels, then carries data on channel 2i", () =>
+    Effect.gen(function*() {
+      const c = yield* cluster()
+      const ws = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/web/portforward?ports=7,80", [
+        "v5.channel.k8s.io",
+        "v4.channel.k8s.io",
+        "channel.k8s.io"
+      ])
+      assert.strictEqual(ws.status, 101)
+      assert.strictEqual(ws.headers["sec-websocket-protocol"], "v4.channel.k8s.io")
+      const intro = yield* ws.waitMessages(4)
+      assert.deepStrictEqual(intro.slice(0, 4).map((m) => m.toString("hex")), ["000700", "010700", "025000", "035000"])
+      ws.send(Buffer.concat([Buffer.from([0]), Buffer.from("ping over channel 0")]))
+      ws.send(Buffer.from([9, 1, 2, 3])) // out of range: ignored
+      const echoed = yield* ws.waitMessages(5)
+      assert.strictEqual(echoed[4]![0], 0)
+      assert.strictEqual(echoed[4]!.subarray(1).toString(), "ping over channel 0")
+      ws.send(Buffer.concat([Buffer.from([2]), Buffer.from("GET /health HTTP/1.0\r\n\r\n")]))
+      const http = yield* ws.waitMessages(6)
+      assert.strictEqual(http[5]![0], 2)
+      assert.include(http[5]!.subarray(1).toString(), "HTTP/1.1 200 OK")
+      const counters = yield* c.counters
+      assert.deepStrictEqual(counters.sessions, { spdy: 0, tunnel: 0, websocket: 1 })
+      assert.strictEqual(counters.connections, 2)
+      assert.strictEqual(counters.streams, 4)
+    }))
+
+  it.live("a refused port gets its error on channel 2i+1, then close 1000", () =>
+    Effect.gen(function*() {
+      const c = yield* cluster()
+      const ws = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/web/portforward?ports=81", ["v4.channel.k8s.io"])
+      assert.strictEqual(ws.status, 101)
+      const code = yield* ws.closed
+      assert.strictEqual(code, 1000)
+      assert.deepStrictEqual(ws.messages.slice(0, 2).map((m) => m.toString("hex")), ["005100", "015100"])
+      assert.strictEqual(ws.messages[2]![0], 1)
+      assert.match(ws.messages[2]!.subarray(1).toString(), /^error forwarding port 81 to pod web, uid .*connection refused/)
+    }))
+
+  it.live("upgrade errors are Status bodies", () =>
+    Effect.gen(function*() {
+      const c = yield* cluster()
+      const missing = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/nope/portforward?ports=80", ["v4.channel.k8s.io"])
+      assert.strictEqual(missing.status, 404)
+      assert.deepStrictEqual(JSON.parse(missing.body), {
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message: "pods \"nope\" not found",
+        reason: "NotFound",
+        details: { name: "nope", kind: "pods" },
+        code: 404
+      })
+      const noPorts = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/web/portforward", ["v4.channel.k8s.io"])
+      assert.strictEqual(noPorts.status, 400)
+      const tunnelOff = yield* cluster({ transport: "spdy-only" })
+      const tunnel = yield* rawWs(tunnelOff.url, "/api/v1/namespaces/default/pods/web/portforward", [
+        "SPDY/3.1+portforward.k8s.io"
+      ])
+      assert.strictEqual(tunnel.status, 400)
+      yield* c.setUpgradeFault({ _tag: "Status", code: 503 })
+      const faulted = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/web/portforward?ports=80", ["v4.channel.k8s.io"])
+      assert.strictEqual(faulted.status, 503)
+      assert.strictEqual(JSON.parse(faulted.body).reason, "ServiceUnavailable")
+    }))
+})
+
+/** A local TCP listener that forwards each connection through client-node's PortForward. */
+const clientNodeForward = (
+  kubeconfigPath: string,
+  target: { readonly pod: string; readonly port: number } | { readonly service: string; readonly port: number },
+  errors: Array<string>
+): Effect.Effect<number, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<Net.Server>((resolve) => {
+        const kc = new K8s.KubeConfig()
+        kc.loadFromFile(kubeconfigPath)
+        const forward = new K8s.PortForward(kc)
+        const server = Net.createServer((socket) => {
+          const err = new Stream.Writable({
+            write(chunk, _encoding, callback) {
+              // client-node strips the 2-byte port prefix and writes the empty rest here
+              if (chunk.length > 0) errors.push(String(chunk))
+              callback()
+            }
+          })
+          const started = "pod" in target ?
+            forward.portForward("default", target.pod, [target.port], socket, err, socket) :
+            forward.portForwardService("default", target.service, [target.port], socket, err, socket)
+          started.catch((error) => {
+            errors.push(String(error))
+            socket.destroy()
+          })
+        })
+        server.listen(0, "127.0.0.1", () => resolve(server))
+      })
+    ),
+    (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
+  ).pipe(Effect.map((server) => (server.address() as Net.AddressInfo).port))
+
+/** Writes without half-closing (client-node closes the WebSocket on input end) and reads `n` bytes. */
+const echoExactly = (port: number, payload: Buffer): Effect.Effect<Buffer, Error> =>
+  Effect.callback<Buffer, Error>((resume) => {
+    const socket = Net.connect({ host: "127.0.0.1", port })
+    const chunks: Array<Buffer> = []
+    let received = 0
+    socket.on("connect", () => socket.write(payload))
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk)
+      received += chunk.length
+      if (received >= payload.length) {
+        socket.destroy()
+        resume(Effect.succeed(Buffer.concat(chunks)))
+      }
+    })
+    socket.on("error", (error) => resume(Effect.fail(error)))
+    socket.on("close", () => resume(Effect.fail(new Error(`closed after ${received} bytes`))))
+    return Effect.sync(() => socket.destroy())
+  })
+
+describe("@kubernetes/client-node PortForward", () => {
+  it.live("echoes 1 MiB through a pod", () =>
+    Effect.gen(function*() {
+      const c = yield* cluster()
+      const errors: Array<string> = []
+      const port = yield* clientNodeForward(c.kubeconfigPath, { pod: "web", port: 7 }, errors)
+      const payload = randomBytes(1024 * 1024)
+      const back = yield* echoExactly(port, payload)
+      assert.strictEqual(sha256(back), sha256(payload))
+      assert.deepStrictEqual(errors, [])
+      const counters = yield* c.counters
+      assert.strictEqual(counters.sessions.websocket, 1)
+      assert.strictEqual(counters.bytesToPod, payload.length)
+      assert.strictEqual(counters.bytesFromPod, payload.length)
+      assert.strictEqual(counters.restRequests, 0)
+    }))
+
+  it.live("resolves a service through the REST API (portForwardService)", () =>
+    Effect.gen(function*() {
+      const c = yield* cluster({
+        pods: [
+          { name: "web-0", labels: { app: "web" }, phase: "Pending", containers: [{ name: "a", ports: [] }] },
+          {
+            name: "web-1",
+            labels: { app: "web" },
+            containers: [{ name: "a", ports: [{ containerPort: 7, backend: Backend.echo() }] }]
+          }
+        ],
+        services: [{ name: "web", selector: { app: "web" }, ports: [{ port: 7 }] }]
+      })
+      const errors: Array<string> = []
+      const port = yield* clientNodeForward(c.kubeconfigPath, { service: "web", port: 7 }, errors)
+      const back = yield* echoExactly(port, Buffer.from("via the service"))
+      assert.strictEqual(back.toString(), "via the service")
+      assert.deepStrictEqual(errors, [])
+      assert.isAtLeast((yield* c.counters).restRequests, 2)
+    }))
+
+  it.live("a refused port reaches client-node's error stream", () =>
+    Effect.gen(function*() {
+      const c = yield* cluster()
+      const errors: Array<string> = []
+      const port = yield* clientNodeForward(c.kubeconfigPath, { pod: "web", port: 81 }, errors)
+      // client-node never closes the local connection when the WebSocket closes: wait for the error
+      const socket = yield* Effect.acquireRelease(
+        Effect.sync(() => Net.connect({ host: "127.0.0.1", port })),
+        (s) => Effect.sync(() => s.destroy())
+      )
+      socket.on("error", () => undefined)
+      yield* Effect.sync(() => errors.length).pipe(
+        Effect.repeat({ until: (n) => n > 0, schedule: Schedule.spaced("20 millis") }),
+        Effect.timeout("20 seconds")
+      )
+      assert.match(errors.join(""), /^error forwarding port 81 to pod web, uid .*connection refused/)
+      yield* c.counters.pipe(
+        Effect.repeat({ until: (n) => n.activeSessions === 0, schedule: Schedule.spaced("20 millis") }),
+        Effect.timeout("20 seconds")
+      )
+    }))
+})
+
+/** The Debian python3-kubernetes client, when installed (`apt-get install python3-kubernetes`). */
+const python = (() => {
+  for (const candidate of ["/usr/bin/python3", "python3"]) {
+    const probe = ChildProcess.spawnSync(candidate, ["-c", "import kubernetes"], { stdio: "ignore" })
+    if (probe.status === 0) return candidate
+  }
+  return undefined
+})()
+
+describe.skipIf(python === undefined)("kubernetes Python client portforward", () => {
+  it.live("forwards two ports over one WebSocket", () =>
+    Effect.gen(function*() {
+      const c = yield* cluster()
+      const script = Path.join(import.meta.dirname, "fixtures", "python-portforward.py")
+      const proc = yield* spawnProcess(python!, [script, c.kubeconfigPath, "web"], {})
+      const exit = yield* proc.exit
+      assert.strictEqual(exit.code, 0, proc.stderr())
+      const result = JSON.parse(proc.lines("stdout").at(-1)!)
+      assert.deepStrictEqual(result, {
+        echo: "hello from python",
+        status: "HTTP/1.1 200 OK",
+        body: `{"status":"ok"}`,
+        errors: { "7": null, "80": null }
+      })
+      const counters = yield* c.counters
+      assert.strictEqual(counters.sessions.websocket, 1)
+      assert.strictEqual(counters.connections, 2)
+    }))
+})
