@@ -67,6 +67,20 @@ describe("PortForward.make with a scripted kubectl", () => {
     }).pipe(Effect.provide(k.layer))
   })
 
+  it.effect("warnings on stderr do not fail a forward that then comes up; lines may arrive split", () => {
+    const k = scripted(() => ({
+      output: [
+        stderr("W1126 06:00:00.000000    1 memcache.go:287] couldn't get resource list for metrics.k8s.io/v1beta1: the server is currently unable to handle the request"),
+        stderr("E1126 06:00:00.000000    1 memcache.go:265] \"Unhandled Error\" err=\"couldn't get current server API group list\""),
+        forwarding(8081, 80)
+      ]
+    }))
+    return Effect.gen(function*() {
+      const fwd = yield* PortForward.make({ target: "pod/web", ports: [{ local: 8081, remote: 80 }], verify: false })
+      assert.isTrue(yield* fwd.isOpen)
+    }).pipe(Effect.provide(k.layer))
+  })
+
   it.effect("several addresses: ready only when every address of every port is listening", () => {
     const k = scripted(() => ({
       output: [forwarding(5000, 80), "Forwarding from [::1]:5000 -> 80", forwarding(5001, 81)]

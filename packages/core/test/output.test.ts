@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { PortForwardError } from "@kube-forward/core"
+import { LineSplitter } from "../src/internal/lines.ts"
 import {
   classifyFailure,
   type FailureContext,
@@ -165,5 +166,18 @@ describe("parseListenFailure and lostReason", () => {
     )
     assert.strictEqual(lostReason(["error: lost connection to pod"], exit1), "lost connection to pod")
     assert.strictEqual(lostReason([], { exitCode: null, signal: "SIGKILL" }), "kubectl was killed by SIGKILL")
+  })
+})
+
+describe("LineSplitter", () => {
+  it("joins lines split across chunks, including a split UTF-8 sequence and CRLF", () => {
+    const s = new LineSplitter()
+    const bytes = new TextEncoder().encode("Forwarding from 127.0.0.1:80 -> 80\r\nnaïve line\npartial")
+    const out: Array<string> = []
+    // feed one byte at a time: every chunk boundary falls mid-line, and once mid-character
+    for (const b of bytes) out.push(...s.push(new Uint8Array([b])))
+    assert.deepStrictEqual(out, ["Forwarding from 127.0.0.1:80 -> 80", "naïve line"])
+    assert.deepStrictEqual(s.end(), ["partial"])
+    assert.deepStrictEqual(s.end(), [])
   })
 })
