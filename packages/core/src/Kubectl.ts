@@ -92,7 +92,17 @@ export interface KubectlProcess {
 export class Kubectl extends Context.Service<Kubectl, {
   /** The binary (for messages). */
   readonly binary: string
-  /** Starts kubectl with `args` (one array element per argument). The process lives until it exits, `kill` is called, or the scope closes. */
+  /** The namespace this runner applies when a forward names none (absent: kubectl's current one). */
+  readonly namespace?: string | undefined
+  /**
+   * Starts kubectl with `args` (one array element per argument). The process lives until it
+   * exits, `kill` is called, or the scope closes.
+   *
+   * The arguments of a forward are `port-forward [flags…] -- TARGET PORTS…`: everything after
+   * `--` is positional. A wrapping service that adds flags must put them before `--` (at the
+   * front is always safe: kubectl takes global flags before the command, and a later flag
+   * overrides an earlier one).
+   */
   readonly spawn: (args: ReadonlyArray<string>) => Effect.Effect<KubectlProcess, KubectlNotFound, Scope.Scope>
 }>()("@kube-forward/core/Kubectl") {}
 
@@ -109,6 +119,8 @@ export interface Options {
   readonly kubeconfig?: string | undefined
   /** A context passed to every call (`--context=`); a spec's own context wins. */
   readonly context?: string | undefined
+  /** A namespace passed to every call (`--namespace=`); a spec's own namespace wins. */
+  readonly namespace?: string | undefined
   /** Extra environment variables for kubectl (added to this process's environment). */
   readonly env?: Readonly<Record<string, string>> | undefined
   /** How long kubectl may take to exit after SIGTERM before it gets SIGKILL. Default 2 seconds. */
@@ -173,7 +185,8 @@ const reapGroup = (pgid: number): Effect.Effect<void> =>
 /** Merges the layer's global flags before the caller's arguments; a later flag overrides an earlier one. */
 const globalFlags = (options: Options): Array<string> => [
   ...(options.kubeconfig !== undefined ? [`--kubeconfig=${options.kubeconfig}`] : []),
-  ...(options.context !== undefined ? [`--context=${options.context}`] : [])
+  ...(options.context !== undefined ? [`--context=${options.context}`] : []),
+  ...(options.namespace !== undefined ? [`--namespace=${options.namespace}`] : [])
 ]
 
 const makeSpawner = (options: Options) => {
@@ -266,26 +279,41 @@ const makeSpawner = (options: Options) => {
  * @since 0.1.0
  */
 export const layer = (options: Options = {}): Layer.Layer<Kubectl> =>
-  Layer.succeed(Kubectl, Kubectl.of({ binary: options.binary ?? "kubectl", spawn: makeSpawner(options) }))
+  Layer.succeed(
+    Kubectl,
+    Kubectl.of({ binary: options.binary ?? "kubectl", namespace: options.namespace, spawn: makeSpawner(options) })
+  )
 
 /**
  * Runs kubectl with execa, configured from the environment:
- * `KUBE_FORWARD_KUBECTL` (the binary, default `kubectl`), `KUBECONFIG` (passed as
- * `--kubeconfig` when it names a single file), `KUBE_FORWARD_CONTEXT` (the context).
+ *
+ * | variable | option | default |
+ * |---|---|---|
+ * | `KUBE_FORWARD_KUBECTL` | `binary` | `kubectl` |
+ * | `KUBECONFIG` | `kubeconfig` (only when it names a single file; a list is left to kubectl) | kubectl's own |
+ * | `KUBE_FORWARD_CONTEXT` | `context` | the kubeconfig's current context |
+ * | `KUBE_FORWARD_NAMESPACE` | `namespace` | the context's namespace |
+ * | `KUBE_FORWARD_KILL_GRACE` | `killGrace` (a duration, e.g. `500 millis`) | 2 seconds |
+ * | `KUBE_FORWARD_WATCHDOG` | `watchdog` (`false` turns it off) | `true` |
  *
  * @category layers
  * @since 0.1.0
  */
 export const layerConfig: Layer.Layer<Kubectl, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
+    const nonEmpty = (name: string) =>
+      Config.option(Config.String(name)).pipe(
+        Config.map((o) => Option.getOrUndefined(Option.filter(o, (v) => v.length > 0)))
+      )
     const binary = yield* Config.String("KUBE_FORWARD_KUBECTL").pipe(Config.withDefault("kubectl"))
-    const kubeconfig = yield* Config.option(Config.String("KUBECONFIG"))
-    const context = yield* Config.option(Config.String("KUBE_FORWARD_CONTEXT"))
-    const single = Option.filter(kubeconfig, (k) => k.length > 0 && !k.includes(":"))
+    const kubeconfig = yield* nonEmpty("KUBECONFIG")
     return layer({
       binary,
-      kubeconfig: Option.getOrUndefined(single),
-      context: Option.getOrUndefined(Option.filter(context, (c) => c.length > 0))
+      kubeconfig: kubeconfig !== undefined && !kubeconfig.includes(":") ? kubeconfig : undefined,
+      context: yield* nonEmpty("KUBE_FORWARD_CONTEXT"),
+      namespace: yield* nonEmpty("KUBE_FORWARD_NAMESPACE"),
+      killGrace: Option.getOrUndefined(yield* Config.option(Config.Duration("KUBE_FORWARD_KILL_GRACE"))),
+      watchdog: Option.getOrUndefined(yield* Config.option(Config.Boolean("KUBE_FORWARD_WATCHDOG")))
     })
   })
 )

@@ -26,6 +26,7 @@
  */
 import {
   Clock,
+  type Config,
   Deferred,
   Duration,
   Effect,
@@ -33,7 +34,6 @@ import {
   Layer,
   Option,
   Ref,
-  Schedule,
   Scope,
   Stream,
   SubscriptionRef
@@ -57,6 +57,7 @@ import * as PortAllocator from "./PortAllocator.ts"
 import {
   ForwardLost,
   isReconnectable,
+  isTransient,
   KubectlFailed,
   type PortForwardError,
   PortInUse,
@@ -335,9 +336,10 @@ export const make: (
   const forwardScope = yield* Scope.fork(outer, "sequential")
 
   const dynamicPorts = new Set<number>()
+  const namespace = spec.namespace ?? kubectl.namespace
   const ctx: FailureContext = {
     target: spec.resource,
-    namespace: spec.namespace,
+    namespace,
     remoteOf: (local) => {
       const i = spec.ports.findIndex((p) => p.local === local)
       return i === -1 ? undefined : spec.ports[i].remote
@@ -407,8 +409,7 @@ export const make: (
   const handle = yield* Scope.fork(outer, "sequential")
   yield* Scope.addFinalizer(handle, close)
 
-  const started = yield* firstStart.pipe(
-    spec.retry === undefined ? (e) => e : Effect.retry(Retry.transientOnly(spec.retry)),
+  const started = yield* (spec.retry === undefined ? firstStart : Retry.retryWhile(firstStart, spec.retry, isTransient)).pipe(
     Effect.onError(() => Scope.close(handle, Exit.void))
   )
   yield* Ref.set(current, started)
@@ -437,13 +438,12 @@ export const make: (
       }
       yield* SubscriptionRef.set(status, { _tag: "Reconnecting", attempt: 1, cause: lost })
       let attempt = 1
-      const next = yield* attemptIn(forwardScope, ports.map((p) => p.local)).pipe(
+      const reconnecting = attemptIn(forwardScope, ports.map((p) => p.local)).pipe(
         Effect.tapError((cause) =>
           Effect.suspend(() => SubscriptionRef.set(status, { _tag: "Reconnecting", attempt: ++attempt, cause }))
-        ),
-        Effect.retry(Schedule.while(spec.reconnect, ({ input }) => isReconnectable(input))),
-        Effect.result
+        )
       )
+      const next = yield* Effect.result(Retry.retryWhile(reconnecting, spec.reconnect, isReconnectable))
       if (next._tag === "Failure") {
         const error = next.failure
         const final = new ForwardLost({
@@ -464,7 +464,7 @@ export const make: (
 
   const forward: PortForward = {
     target: spec.resource,
-    namespace: spec.namespace,
+    namespace,
     ports,
     localPort: ports[0].local,
     remotePort: ports[0].remote,
@@ -495,6 +495,17 @@ export const layer = (
   options: Kubectl.Options = {}
 ): Layer.Layer<Kubectl.Kubectl | PortAllocator.PortAllocator> =>
   Layer.mergeAll(Kubectl.layer(options), PortAllocator.layer)
+
+/**
+ * The default services configured from the environment: `Kubectl.layerConfig` (binary,
+ * kubeconfig, context, namespace, kill grace, watchdog from `KUBE_FORWARD_*` and `KUBECONFIG`)
+ * and OS-assigned dynamic ports.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig: Layer.Layer<Kubectl.Kubectl | PortAllocator.PortAllocator, Config.ConfigError> = Layer
+  .mergeAll(Kubectl.layerConfig, PortAllocator.layer)
 
 /**
  * Waits until the forward is open again (or fails if it ends for good). Useful after a pod

@@ -12,6 +12,8 @@ import { Predicate, Schema } from "effect"
 
 const TypeId = "~@kube-forward/core/PortForwardError"
 
+const inNamespace = (namespace: string | undefined) => namespace === undefined ? "" : ` in namespace ${namespace}`
+
 /**
  * One problem found while decoding a forward spec: the path of the field and what is wrong
  * with it.
@@ -61,7 +63,8 @@ export class PortInUse extends Schema.TaggedError<PortInUse>("@kube-forward/core
  */
 export class PodNotFound extends Schema.TaggedError<PodNotFound>("@kube-forward/core/PodNotFound")("PodNotFound", {
   target: Schema.String,
-  namespace: Schema.String,
+  /** The namespace, when one was given (otherwise kubectl's current namespace was used). */
+  namespace: Schema.UndefinedOr(Schema.String),
   /** kubectl's own words, e.g. `pods "web" not found`. */
   detail: Schema.String
 }) {
@@ -69,7 +72,7 @@ export class PodNotFound extends Schema.TaggedError<PodNotFound>("@kube-forward/
   readonly [TypeId] = TypeId
   /** @since 0.1.0 */
   override get message(): string {
-    return `${this.target} not found in namespace ${this.namespace} (${this.detail})`
+    return `${this.target} not found${inNamespace(this.namespace)} (${this.detail})`
   }
 }
 
@@ -84,7 +87,8 @@ export class PodNotRunning extends Schema.TaggedError<PodNotRunning>("@kube-forw
   "PodNotRunning",
   {
     target: Schema.String,
-    namespace: Schema.String,
+    /** The namespace, when one was given (otherwise kubectl's current namespace was used). */
+    namespace: Schema.UndefinedOr(Schema.String),
     phase: Schema.String
   }
 ) {
@@ -92,7 +96,7 @@ export class PodNotRunning extends Schema.TaggedError<PodNotRunning>("@kube-forw
   readonly [TypeId] = TypeId
   /** @since 0.1.0 */
   override get message(): string {
-    return `${this.target} in namespace ${this.namespace} is not running (phase ${this.phase})`
+    return `${this.target}${inNamespace(this.namespace)} is not running (phase ${this.phase})`
   }
 }
 

@@ -11,8 +11,33 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect, Pull, Schedule } from "effect"
 import { isTransient, type PortForwardError } from "./PortForwardError.ts"
+
+/**
+ * Retries `self` on `schedule`, but only failures that `accept` takes: any other failure ends
+ * the effect at once, before the schedule is stepped — so a `Schedule.tap` in the schedule
+ * only ever sees failures that are really retried. When the schedule is done, the last failure
+ * is returned.
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const retryWhile = <A, E, R, Output, ScheduleError = never, ScheduleEnv = never>(
+  self: Effect.Effect<A, E, R>,
+  schedule: Schedule.Schedule<Output, E, ScheduleError, ScheduleEnv>,
+  accept: (error: E) => boolean
+): Effect.Effect<A, E | ScheduleError, R | ScheduleEnv> =>
+  Effect.flatMap(Schedule.toStepWithSleep(schedule), (step) => {
+    const loop: Effect.Effect<A, E | ScheduleError, R | ScheduleEnv> = Effect.catch(self, (error) =>
+      accept(error)
+        ? step(error).pipe(
+          Pull.catchDone(() => Effect.fail(error)),
+          Effect.andThen(loop)
+        )
+        : Effect.fail(error))
+    return loop
+  })
 
 /**
  * Limits a schedule to transient errors: it stops (and the last error is returned) as soon as
@@ -93,4 +118,4 @@ export const transient = (
   schedule: Schedule.Schedule<unknown, PortForwardError> = defaultPolicy
 ) =>
 <A, E extends PortForwardError, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.retry(self, transientOnly(schedule))
+  retryWhile(self, schedule, isTransient)

@@ -14,17 +14,29 @@ describe("Kubectl.layerConfig", () => {
       assert.strictEqual((yield* withEnv({ KUBE_FORWARD_KUBECTL: "/opt/k/kubectl" })).binary, "/opt/k/kubectl")
     }))
 
-  it.live("passes a single-file KUBECONFIG and KUBE_FORWARD_CONTEXT as flags, a path list not", () =>
+  it.effect("rejects a malformed kill grace with a ConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(withEnv({ KUBE_FORWARD_KILL_GRACE: "soonish" }))
+      assert.include(String(error), "KUBE_FORWARD_KILL_GRACE")
+    }))
+
+  it.live("passes KUBECONFIG (a single file), context and namespace as flags, a path list not", () =>
     Effect.gen(function*() {
       // /bin/echo as the binary prints back the arguments it was given
       const kubectl = yield* withEnv({
         KUBE_FORWARD_KUBECTL: "/bin/echo",
         KUBECONFIG: "/tmp/kc.yaml",
-        KUBE_FORWARD_CONTEXT: "staging"
+        KUBE_FORWARD_CONTEXT: "staging",
+        KUBE_FORWARD_NAMESPACE: "shop",
+        KUBE_FORWARD_WATCHDOG: "false",
+        KUBE_FORWARD_KILL_GRACE: "500 millis"
       })
+      assert.strictEqual(kubectl.namespace, "shop")
       const proc = yield* kubectl.spawn(["port-forward"])
       const lines = yield* Stream.runCollect(proc.output)
-      assert.deepStrictEqual(lines.map((l) => l.text), ["--kubeconfig=/tmp/kc.yaml --context=staging port-forward"])
+      assert.deepStrictEqual(lines.map((l) => l.text), [
+        "--kubeconfig=/tmp/kc.yaml --context=staging --namespace=shop port-forward"
+      ])
       const listed = yield* withEnv({ KUBE_FORWARD_KUBECTL: "/bin/echo", KUBECONFIG: "/a:/b" })
       const lines2 = yield* Stream.runCollect((yield* listed.spawn(["x"])).output)
       assert.deepStrictEqual(lines2.map((l) => l.text), ["x"], "a KUBECONFIG list is left to kubectl's own reading")

@@ -134,7 +134,7 @@ describe("PortForward.make with a scripted kubectl", () => {
         Effect.flip
       )
       assert.strictEqual(error._tag, "PodNotFound")
-      assert.strictEqual(error.message, "pod/nope not found in namespace (the context's namespace) (pods \"nope\" not found)")
+      assert.strictEqual(error.message, "pod/nope not found (pods \"nope\" not found)")
       assert.strictEqual(k.spawns.length, 1, "PodNotFound is not retried")
     }).pipe(Effect.provide(k.layer))
   })

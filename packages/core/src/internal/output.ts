@@ -107,7 +107,6 @@ const FORBIDDEN = /Error from server \(Forbidden\): (.*)$/
 const UNAUTHORIZED = /\(Unauthorized\)|Unauthorized$/
 const UPGRADE = /error upgrading connection: (.*)$/
 
-const namespaceText = (ctx: FailureContext) => ctx.namespace ?? "(the context's namespace)"
 
 /**
  * Maps kubectl's stderr (every line it printed) and how it exited to the most specific error.
@@ -138,23 +137,23 @@ export const classifyFailure = (
   }
   const notFound = match(NOT_FOUND)
   if (notFound !== null && notFound !== undefined) {
-    return new PodNotFound({ target: ctx.target, namespace: namespaceText(ctx), detail: notFound[1] })
+    return new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: notFound[1] })
   }
   const upgrade = match(UPGRADE)
   if (upgrade !== undefined && /pod does not exist|not found/i.test(upgrade[1]) && !/forbidden/i.test(upgrade[1])) {
-    return new PodNotFound({ target: ctx.target, namespace: namespaceText(ctx), detail: upgrade[1] })
+    return new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: upgrade[1] })
   }
   const noPods = match(/timed out waiting for the condition|no pods found|no matching pods/i)
   if (noPods !== undefined) {
     return new PodNotFound({
       target: ctx.target,
-      namespace: namespaceText(ctx),
+      namespace: ctx.namespace,
       detail: `no running pod was found for it (${noPods[0]})`
     })
   }
   const notRunning = match(NOT_RUNNING)
   if (notRunning !== undefined) {
-    return new PodNotRunning({ target: ctx.target, namespace: namespaceText(ctx), phase: notRunning[1] })
+    return new PodNotRunning({ target: ctx.target, namespace: ctx.namespace, phase: notRunning[1] })
   }
   const forbidden = match(FORBIDDEN) ?? (upgrade !== undefined && /forbidden/i.test(upgrade[1]) ? upgrade : undefined)
   if (forbidden !== undefined) return new Forbidden({ detail: forbidden[1] })
