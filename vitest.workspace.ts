@@ -20,7 +20,8 @@ export default defineConfig({
     projects: [
       project("core", ["packages/core/test/**/*.test.ts"]),
       project("testkit", ["packages/testkit/test/**/*.test.ts"], { testTimeout: 120_000 }),
-      project("e2e", ["test/**/*.test.ts"], { testTimeout: 120_000 })
+      project("e2e", ["test/**/*.test.ts"], { testTimeout: 120_000 }),
+      project("examples", ["examples/**/*.test.ts"], { testTimeout: 120_000 })
     ]
   }
 })

@@ -1,0 +1,301 @@
+/**
+ * Every example program runs and does what it says.
+ *
+ * One fake cluster is started from `examples/fixture.ts`; every program in `examples/` (found
+ * with readdir, so a new example cannot be forgotten) runs as a child process —
+ * `node --conditions=source examples/<file>` — with the cluster in its environment, a few at a
+ * time. Each must exit 0, print the lines listed for it below, and leave no kubectl
+ * port-forward process behind. Each example gets its own copy of the kubeconfig, so the
+ * leftover check can tell its kubectl processes from the others'. Some examples are driven from
+ * here, by what they print: the debugging session gets SIGINT once it is ready, and the retry
+ * example's pod is made Running once it has failed an attempt.
+ *
+ * Not run here: `fixture.ts` (data) and `*.test.ts` (vitest runs those, project "examples").
+ */
+import { assert, layer } from "@effect/vitest"
+import { Cause, Context, Deferred, Duration, Effect, Layer, Queue, Semaphore, Stream } from "effect"
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { FakeCluster } from "@kube-forward/testkit"
+import { options } from "../examples/fixture.ts"
+import { defaultKubectl, livePortForwards } from "./support/index.ts"
+
+const root = Path.resolve(import.meta.dirname, "..")
+const examplesDir = Path.join(root, "examples")
+
+/** Every example program: the `.ts` files of `examples/` except the fixture and vitest files. */
+const discovered = Fs.readdirSync(examplesDir)
+  .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && f !== "fixture.ts")
+  .sort()
+
+/** How many example programs run at once (each is a node process plus kubectl processes). */
+const PARALLEL = 4
+/** How long one example may take. */
+const EXAMPLE_TIMEOUT = Duration.seconds(45)
+
+interface Shared {
+  readonly cluster: FakeCluster.FakeCluster
+  /** Where the per-example kubeconfigs (and the demo's temp dir) live. */
+  readonly workDir: string
+  readonly slots: Semaphore.Semaphore
+}
+
+class Examples extends Context.Service<Examples, Shared>()("test/Examples") {}
+
+/** What an example is driven with and must print. */
+interface Expectation {
+  /** Lines that must appear in its output, in any order. */
+  readonly output: ReadonlyArray<RegExp>
+  /** Reactions to its output: when a line matches, `then` runs (once). */
+  readonly on?: ReadonlyArray<{
+    readonly line: RegExp
+    readonly then: (ctx: { readonly pid: number; readonly cluster: FakeCluster.FakeCluster }) => Effect.Effect<void>
+  }>
+  /** Runs without the shared cluster in its environment (it brings its own). */
+  readonly standalone?: boolean
+}
+
+const expectations: Record<string, Expectation> = {
+  "api-testing.ts": {
+    output: [
+      /PASS GET \/health -> 200/,
+      /PASS GET \/items -> 3 items/,
+      /load: 200 requests, 10 concurrent, 0 failed/,
+      /latency: min [\d.]+ms {2}p50/
+    ]
+  },
+  "cleanup-on-failure.ts": {
+    output: [/the work failed: ReportFailed/, /after the failure: status=Closed, isOpen=false/, /local port \d+ bindable again: true/]
+  },
+  "concurrent-forwards.ts": {
+    output: [/opened 3 forwards concurrently/, /pod\/worker-2: whoami says "worker-2"/, /all 3 forwards reached their own pod/]
+  },
+  "connection-status.ts": {
+    output: [
+      /localPort: {2}\d+ on 127\.0\.0\.1/,
+      /remotePort: http \(container port 80\)/,
+      /before close: isOpen=true, status=Ready/,
+      /after close: {2}isOpen=false, status=Closed/,
+      /status stream: Ready -> Closed/
+    ]
+  },
+  "custom-layers.ts": {
+    output: [
+      /\$ kubectl port-forward .*-- pod\/web-app 20100:80/,
+      /dynamic ports from the range: 20100, 20101/,
+      /a third forward: PortsExhausted/,
+      /its port 20100 was handed out again/
+    ]
+  },
+  "database-maintenance.ts": {
+    output: [
+      /db reachable on 127\.0\.0\.1:15432/,
+      /PING -> PONG/,
+      /VACUUM orders -> OK vacuumed orders/,
+      /QUIT -> BYE/,
+      /session closed \(maintenance succeeded\)/,
+      /forward closed/
+    ]
+  },
+  "debugging-session.ts": {
+    output: [
+      /web: http:\/\/127\.0\.0\.1:18081 -> deployment\/web-app:80/,
+      /db: {2}127\.0\.0\.1:\d+ -> pod\/db:5432/,
+      /interrupted \(Ctrl-C\): ending the session/,
+      /session cleaned up: every forward closed/
+    ],
+    on: [{ line: /debug session ready/, then: ({ pid }) => Effect.sync(() => process.kill(pid, "SIGINT")) }]
+  },
+  "demo.ts": {
+    standalone: true,
+    output: [
+      /starting fake cluster… up at http:\/\/127\.0\.0\.1:\d+/,
+      /waiting for kubectl to report the forward… ready in \d+ ms/,
+      /GET \/health {2}→ 200 \{"status":"ok"\}/,
+      /GET \/items {3}→ 200 3 items/,
+      /status: localPort=\d+ remotePort=80 isOpen=true/,
+      /status stream: Ready → Closed/,
+      /verifying cleanup… isOpen=false · port \d+ bindable ✓ · kubectl gone ✓/,
+      /✔ done in/
+    ]
+  },
+  "dynamic-local-port.ts": {
+    output: [/the OS chose local port \d+ for pod\/web-app:80/, /GET \/health -> 200/, /named port "http" is container port 80/, /GET \/items -> 200/]
+  },
+  "error-handling.ts": {
+    output: [
+      /first forward: 127\.0\.0\.1:18090 -> pod\/web-app:80/,
+      /local port 18090 on 127\.0\.0\.1 is already in use; falling back to a dynamic port/,
+      /second forward fell back to 127\.0\.0\.1:\d+; both open: true/,
+      /PodNotFound handled: there is no pod\/web-ap in namespace default/,
+      /InvalidSpec handled: invalid spec: ports\.0\.local: 70000 is not a port number/
+    ]
+  },
+  "fixed-local-port.ts": {
+    output: [/forwarding 127\.0\.0\.1:18080 -> pod\/web-app:80/, /GET \/health -> 200 \{"status":"ok"\}/, /forward closed/]
+  },
+  "localhost-binding.ts": {
+    output: [
+      /forward listens on 127\.0\.0\.1:\d+ \(the default: 127\.0\.0\.1\)/,
+      /127\.0\.0\.1:\d+: GET \/health -> 200/,
+      /:\d+: not listening \(ECONNREFUSED\)|no non-loopback IPv4 address/
+    ]
+  },
+  "multi-port-pod.ts": {
+    output: [
+      /one forward, 3 ports/,
+      /-> http \(container port 8080\): "multi-container\/app"/,
+      /-> admin \(container port 8081\): "multi-container\/app \(admin\)"/,
+      /-> metrics \(container port 9090\): "multi-container\/metrics-sidecar"/
+    ]
+  },
+  "multiple-namespaces.ts": {
+    output: [/namespace default: .* answers "web-app \(default\)"/, /namespace staging: .* answers "web-app \(staging\)"/]
+  },
+  "retry-with-schedule.ts": {
+    output: [
+      /pod\/no-such-pod: PodNotFound after 1 attempt\(s\)/,
+      /attempt 1 failed: PodNotRunning/,
+      /forward to pod\/warming-up ready on 127\.0\.0\.1:\d+/,
+      /GET \/health -> 200/
+    ],
+    on: [{
+      line: /attempt 1 failed: PodNotRunning/,
+      then: ({ cluster }) => cluster.setPodPhase("default", "warming-up", "Running")
+    }]
+  },
+  "sequential-forwards.ts": {
+    output: [/\[1\/3\] pod\/worker-1 ready/, /\[3\/3\] pod\/worker-3 ready/, /3\/3 pods healthy/]
+  },
+  "temporary-access.ts": {
+    output: [
+      /access granted for 2s on 127\.0\.0\.1:\d+/,
+      /request 1: GET \/health -> 200/,
+      /time limit reached after [\d.]+ s: forward closed/,
+      /refused \(ECONNREFUSED\)/
+    ]
+  }
+}
+
+interface Finished {
+  readonly code: number | null
+  readonly signal: string | null
+  readonly output: ReadonlyArray<string>
+  readonly took: Duration.Duration
+}
+
+/** Runs one example to its end, reacting to its output; the process is killed if this is interrupted. */
+const runExample = (file: string, env: NodeJS.ProcessEnv, expectation: Expectation, cluster: FakeCluster.FakeCluster) =>
+  Effect.gen(function*() {
+    const output: Array<string> = []
+    const lines = yield* Queue.unbounded<string, Cause.Done>()
+    const exited = yield* Deferred.make<{ readonly code: number | null; readonly signal: string | null }>()
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const child = spawn(process.execPath, ["--conditions=source", Path.join("examples", file)], {
+          cwd: root,
+          env,
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+        for (const stream of [child.stdout, child.stderr]) {
+          let buffered = ""
+          stream.setEncoding("utf8")
+          stream.on("data", (chunk: string) => {
+            buffered += chunk
+            const complete = buffered.split("\n")
+            buffered = complete.pop() ?? ""
+            for (const line of complete) {
+              output.push(line)
+              Queue.offerUnsafe(lines, line)
+            }
+          })
+          stream.on("end", () => {
+            if (buffered.length > 0) output.push(buffered)
+          })
+        }
+        child.on("close", (code, signal) => {
+          Queue.endUnsafe(lines)
+          Deferred.doneUnsafe(exited, Effect.succeed({ code, signal }))
+        })
+        return child
+      }),
+      (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+    )
+    const pending = [...(expectation.on ?? [])]
+    const react = Stream.fromQueue(lines).pipe(
+      Stream.runForEach((line) =>
+        Effect.forEach(pending.filter((p) => p.line.test(line)), (p) => {
+          pending.splice(pending.indexOf(p), 1)
+          return p.then({ pid: child.pid ?? -1, cluster })
+        }, { discard: true })
+      )
+    )
+    const [took, { code, signal }] = yield* react.pipe(Effect.andThen(Deferred.await(exited)), Effect.timed)
+    const finished: Finished = { code, signal, output, took }
+    return finished
+  }).pipe(
+    Effect.scoped,
+    Effect.timeoutOrElse({
+      duration: EXAMPLE_TIMEOUT,
+      orElse: () => Effect.die(new Error(`${file} did not finish within ${Duration.format(EXAMPLE_TIMEOUT)}`))
+    })
+  )
+
+const Env = Layer.effect(
+  Examples,
+  Effect.gen(function*() {
+    const cluster = yield* FakeCluster.make(options)
+    const workDir = yield* Effect.acquireRelease(
+      Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "kube-forward-examples-"))),
+      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+    )
+    return { cluster, workDir, slots: yield* Semaphore.make(PARALLEL) }
+  })
+)
+
+layer(Env, { concurrent: true, excludeTestServices: true, timeout: "30 seconds" })("examples", (it) => {
+  it.effect("every example program has an expectation here", () =>
+    Effect.sync(() => {
+      assert.isAbove(discovered.length, 0)
+      const missing = discovered.filter((f) => !(f in expectations))
+      assert.deepStrictEqual(missing, [], "add an entry to `expectations` for each new example")
+      const stale = Object.keys(expectations).filter((f) => !discovered.includes(f))
+      assert.deepStrictEqual(stale, [], "expectations for examples that do not exist")
+    }))
+
+  for (const file of discovered) {
+    const expectation = expectations[file]
+    if (expectation === undefined) continue
+    it.effect(`examples/${file}`, () =>
+      Effect.gen(function*() {
+        const { cluster, slots, workDir } = yield* Examples
+        const name = Path.basename(file, ".ts")
+
+        // the marker that appears in the command line of every kubectl this example starts
+        let marker: string
+        let env: NodeJS.ProcessEnv
+        if (expectation.standalone === true) {
+          // it starts its own cluster, whose kubeconfig is created under TMPDIR
+          marker = Path.join(workDir, `${name}.tmp`)
+          Fs.mkdirSync(marker)
+          const { KUBECONFIG: _k, KUBECACHEDIR: _c, ...rest } = process.env
+          env = { ...rest, TMPDIR: marker, KUBE_FORWARD_KUBECTL: defaultKubectl }
+        } else {
+          marker = Path.join(workDir, `${name}.kubeconfig`)
+          Fs.copyFileSync(cluster.kubeconfigPath, marker)
+          env = { ...process.env, ...cluster.env, KUBECONFIG: marker, KUBE_FORWARD_KUBECTL: defaultKubectl }
+        }
+
+        const result = yield* slots.withPermits(1)(runExample(file, env, expectation, cluster))
+        const text = result.output.join("\n")
+        const context = `${file} (exit ${result.code ?? result.signal}, ${Duration.format(result.took)}):\n${text}`
+
+        assert.strictEqual(result.code, 0, `exit code of ${context}`)
+        for (const line of expectation.output) assert.match(text, line, `expected ${line} in the output of ${context}`)
+        for (const reaction of expectation.on ?? []) assert.match(text, reaction.line, context)
+        assert.deepStrictEqual(livePortForwards(marker), [], `kubectl port-forward left behind by ${file}`)
+      }), { timeout: 120_000 })
+  }
+})
