@@ -1,5 +1,5 @@
 /**
- * An in-process fake Kubernetes API server that real `kubectl port-forward` (1.27–1.33, plain
+ * An in-process fake Kubernetes API server that real `kubectl port-forward` (1.27–1.35, plain
  * SPDY/3.1 and the SPDY-over-WebSocket tunnel) and WebSocket clients such as
  * `@kubernetes/client-node` (`v4.channel.k8s.io`) port-forward through, byte for byte. Pods are
  * backed by local TCP servers ({@link Backend}); controls let tests break things on purpose.
@@ -241,6 +241,23 @@ export interface FakeCluster {
   readonly dropSessions: Effect.Effect<void>
   /** Current counters. */
   readonly counters: Effect.Effect<Counters>
+  /**
+   * Waits, without polling, until `predicate` holds for the counters and succeeds with that
+   * snapshot: at once if it already holds, otherwise on the first change that makes it true
+   * (listeners are notified on the microtask after a change). Interrupting it removes its
+   * listener; add a timeout for conditions that may never come. A `predicate` that throws makes
+   * the effect die.
+   *
+   * @example
+   * ```ts
+   * yield* cluster.setUpgradeFault({ _tag: "Hang" })
+   * // … start kubectl …
+   * yield* cluster.awaitCounters((c) => c.upgradeRequests >= 1)     // the upgrade is being held
+   * kubectl.kill()
+   * yield* cluster.awaitCounters((c) => c.activeSessions === 0)      // its session is gone
+   * ```
+   */
+  readonly awaitCounters: (predicate: (counters: Counters) => boolean) => Effect.Effect<Counters>
   /** Zeroes the counters (except `activeSessions`). */
   readonly resetCounters: Effect.Effect<void>
 }
@@ -304,6 +321,30 @@ export const make: (options?: Options) => Effect.Effect<FakeCluster, FakeCluster
     setRestDelay: (delay) => Effect.sync(() => cluster.setRestDelay(Duration.toMillis(Duration.fromInputUnsafe(delay)))),
     dropSessions: Effect.sync(() => cluster.dropSessions()),
     counters: Effect.sync(() => cluster.snapshot()),
+    awaitCounters: (predicate) =>
+      Effect.callback<Counters>((resume) => {
+        let remove = () => {}
+        /** Resumes and returns true once `predicate` holds (or throws). */
+        const check = (): boolean => {
+          const snapshot = cluster.snapshot()
+          let holds: boolean
+          try {
+            holds = predicate(snapshot)
+          } catch (defect) {
+            remove()
+            resume(Effect.die(defect))
+            return true
+          }
+          if (holds) {
+            remove()
+            resume(Effect.succeed(snapshot))
+          }
+          return holds
+        }
+        if (check()) return
+        remove = cluster.onCountersChange(check)
+        return Effect.sync(() => remove())
+      }),
     resetCounters: Effect.sync(() => cluster.resetCounters())
   } satisfies FakeCluster
 })

@@ -3,7 +3,7 @@
  * through the REST API (svc/, deployment/, statefulset/, including the pod watch).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Effect, Exit, Fiber, Schedule } from "effect"
 import { Backend, FakeCluster } from "../src/index.ts"
 import { exchange, portForward, startPortForward } from "./helpers/kubectl.ts"
 
@@ -156,13 +156,84 @@ describe("target kinds", () => {
         services: [{ name: "late", selector: { app: "late" }, ports: [{ port: 7 }] }]
       })
       const kubectl = yield* startPortForward(cluster, "1.33", "svc/late", 7)
-      yield* waitFor(cluster.counters, (c) => c.activeWatches === 1)
+      yield* cluster.awaitCounters((c) => c.activeWatches === 1).pipe(Effect.timeout("20 seconds"))
       yield* cluster.addPod(pod("unrelated", { app: "other" }))
       yield* cluster.addPod(pod("late-0", { app: "late" }))
       const m = yield* kubectl.waitForLine("stdout", /^Forwarding from 127\.0\.0\.1:(\d+) -> 7$/).pipe(
         Effect.timeout("20 seconds")
       )
       assert.strictEqual((yield* exchange(Number(m[1]), Buffer.from("watched"))).toString(), "watched")
-      yield* waitFor(cluster.counters, (c) => c.activeWatches === 0)
+      yield* cluster.awaitCounters((c) => c.activeWatches === 0).pipe(Effect.timeout("20 seconds"))
+    }))
+})
+
+describe("awaitCounters", () => {
+  it.live("succeeds at once when the predicate already holds", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make({ pods: [pod("web", { app: "web" })] })
+      const snapshot = yield* cluster.awaitCounters((c) => c.upgradeRequests === 0 && c.activeSessions === 0)
+      assert.deepStrictEqual(snapshot, yield* cluster.counters)
+    }))
+
+  it.live("wakes on the upgrade a kubectl makes against a Hang fault, and on its session's end", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make({ pods: [pod("web", { app: "web" })] })
+      yield* cluster.setUpgradeFault({ _tag: "Hang" })
+      const held = yield* startPortForward(cluster, "1.27", "pod/web", 7)
+      const seen = yield* cluster.awaitCounters((c) => c.upgradeRequests >= 1).pipe(Effect.timeout("30 seconds"))
+      assert.strictEqual(seen.upgradeRequests, 1)
+      assert.strictEqual(seen.activeSessions, 0)
+      assert.deepStrictEqual(held.lines("stdout"), [])
+      held.kill("SIGKILL")
+      yield* held.exit
+
+      // a live session: up to 1, then back to 0 once kubectl is killed
+      yield* cluster.setUpgradeFault(undefined)
+      const fwd = yield* portForward(cluster, "1.33", "pod/web", 7)
+      const live = yield* cluster.awaitCounters((c) => c.activeSessions === 1).pipe(Effect.timeout("10 seconds"))
+      assert.strictEqual(live.sessions.tunnel, 1)
+      fwd.kubectl.kill("SIGKILL")
+      const gone = yield* cluster.awaitCounters((c) => c.activeSessions === 0).pipe(Effect.timeout("10 seconds"))
+      assert.strictEqual(gone.activeSessions, 0)
+      assert.strictEqual(gone.sessions.tunnel, 1)
+    }))
+
+  it.live("sees byte counters as they move", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make({ pods: [pod("web", { app: "web" })] })
+      const fwd = yield* portForward(cluster, "1.30", "pod/web", 7)
+      const waiting = yield* cluster.awaitCounters((c) => c.bytesFromPod >= 5).pipe(
+        Effect.timeout("10 seconds"),
+        Effect.forkChild({ startImmediately: true })
+      )
+      assert.strictEqual((yield* exchange(fwd.localPort, Buffer.from("bytes"))).toString(), "bytes")
+      const seen = yield* Fiber.join(waiting)
+      assert.strictEqual(seen.bytesFromPod, 5)
+      assert.strictEqual(seen.connections, 1)
+    }))
+
+  it.live("interrupting it removes its listener", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make()
+      let calls = 0
+      const fiber = yield* cluster.awaitCounters(() => {
+        calls++
+        return false
+      }).pipe(Effect.forkChild({ startImmediately: true }))
+      assert.strictEqual(calls, 1) // the immediate check
+      yield* Fiber.interrupt(fiber)
+      // a change: every listener still registered is called before this one resumes
+      const request = Effect.promise(() => fetch(`${cluster.url}/version`).then((r) => r.json()))
+      yield* Effect.all([cluster.awaitCounters((c) => c.restRequests >= 1), request], { concurrency: 2 })
+      assert.strictEqual(calls, 1)
+    }))
+
+  it.live("dies when the predicate throws", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make()
+      const exit = yield* cluster.awaitCounters(() => {
+        throw new Error("boom")
+      }).pipe(Effect.exit)
+      assert.isTrue(Exit.hasDies(exit))
     }))
 })

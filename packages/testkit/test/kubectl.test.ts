@@ -3,7 +3,7 @@
  * fallback between them), data integrity, concurrency, and the error paths kubectl reports.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import * as Net from "node:net"
 import { Backend, FakeCluster } from "../src/index.ts"
 import { exchange, hasKubectl, portForward, randomBytes, sha256, startPortForward } from "./helpers/kubectl.ts"
@@ -201,10 +201,7 @@ describe("kubectl port-forward", () => {
         assert.strictEqual((yield* exchange(fwd.localPort, Buffer.from("bye"))).toString(), "bye")
         fwd.kubectl.kill("SIGINT")
         assert.deepStrictEqual(yield* fwd.kubectl.exit, { code: 0, signal: null })
-        yield* cluster.counters.pipe(
-          Effect.repeat({ until: (c) => c.activeSessions === 0, schedule: Schedule.spaced("20 millis") }),
-          Effect.timeout("10 seconds")
-        )
+        yield* cluster.awaitCounters((c) => c.activeSessions === 0).pipe(Effect.timeout("10 seconds"))
       }))
   }
 
@@ -290,10 +287,7 @@ describe("upgrade faults", () => {
       yield* cluster.setUpgradeFault({ _tag: "Hang" })
       const kubectl = yield* startPortForward(cluster, "1.27", "pod/web", 7)
       // wait until the upgrade request is being held
-      yield* cluster.counters.pipe(
-        Effect.repeat({ until: (c) => c.upgradeRequests >= 1, schedule: Schedule.spaced("20 millis") }),
-        Effect.timeout("30 seconds")
-      )
+      yield* cluster.awaitCounters((c) => c.upgradeRequests >= 1).pipe(Effect.timeout("30 seconds"))
       assert.deepStrictEqual(kubectl.lines("stdout"), [])
       assert.strictEqual((yield* cluster.counters).activeSessions, 0)
       // clearing the fault drops the held connection: kubectl sees EOF instead of a response

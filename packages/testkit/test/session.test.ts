@@ -4,7 +4,7 @@
  * backpressure through real kubectl (bounded buffering when one side stops reading).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import * as Net from "node:net"
 import type { ForwardHost } from "../src/internal/host.ts"
 import { makeCounters } from "../src/internal/host.ts"
@@ -172,10 +172,7 @@ describe("backpressure", () => {
           received += chunk.length
         })
         socket.resume()
-        yield* cluster.counters.pipe(
-          Effect.repeat({ until: (c) => c.bytesFromPod > stalled + 16 * 1024 * 1024, schedule: Schedule.spaced("20 millis") }),
-          Effect.timeout("30 seconds")
-        )
+        yield* cluster.awaitCounters((c) => c.bytesFromPod > stalled + 16 * 1024 * 1024).pipe(Effect.timeout("30 seconds"))
         assert.isAbove(received, 0)
       }))
   }
@@ -217,9 +214,6 @@ describe("backpressure", () => {
       assert.isAbove(written, stalled)
       // once the pod reads again, the upload resumes
       held.forEach((s) => s.resume())
-      yield* cluster.counters.pipe(
-        Effect.repeat({ until: (c) => c.bytesToPod > stalled + 16 * 1024 * 1024, schedule: Schedule.spaced("20 millis") }),
-        Effect.timeout("30 seconds")
-      )
+      yield* cluster.awaitCounters((c) => c.bytesToPod > stalled + 16 * 1024 * 1024).pipe(Effect.timeout("30 seconds"))
     }))
 })

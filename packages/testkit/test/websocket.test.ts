@@ -3,15 +3,14 @@
  * hand-written client (to check the exact bytes) and by @kubernetes/client-node.
  */
 import { assert, describe, it } from "@effect/vitest"
-import * as K8s from "@kubernetes/client-node"
-import { Effect, Schedule, type Scope } from "effect"
+import { Effect, type Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import * as Stream from "node:stream"
 import { Backend, FakeCluster } from "../src/index.ts"
 import * as Ws from "../src/internal/websocket.ts"
+import { clientNodeForward, echoExactly } from "./helpers/clientNode.ts"
 import { randomBytes, sha256, spawnProcess } from "./helpers/kubectl.ts"
 
 describe("WebSocket framing", () => {
@@ -244,70 +243,15 @@ describe("v4.channel.k8s.io (raw client)", () => {
     }))
 })
 
-/** A local TCP listener that forwards each connection through client-node's PortForward. */
-const clientNodeForward = (
-  kubeconfigPath: string,
-  target: { readonly pod: string; readonly port: number } | { readonly service: string; readonly port: number },
-  errors: Array<string>
-): Effect.Effect<number, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.promise(() =>
-      new Promise<Net.Server>((resolve) => {
-        const kc = new K8s.KubeConfig()
-        kc.loadFromFile(kubeconfigPath)
-        const forward = new K8s.PortForward(kc)
-        const server = Net.createServer((socket) => {
-          const err = new Stream.Writable({
-            write(chunk, _encoding, callback) {
-              // client-node strips the 2-byte port prefix and writes the empty rest here
-              if (chunk.length > 0) errors.push(String(chunk))
-              callback()
-            }
-          })
-          const started = "pod" in target ?
-            forward.portForward("default", target.pod, [target.port], socket, err, socket) :
-            forward.portForwardService("default", target.service, [target.port], socket, err, socket)
-          started.catch((error) => {
-            errors.push(String(error))
-            socket.destroy()
-          })
-        })
-        server.listen(0, "127.0.0.1", () => resolve(server))
-      })
-    ),
-    (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
-  ).pipe(Effect.map((server) => (server.address() as Net.AddressInfo).port))
-
-/** Writes without half-closing (client-node closes the WebSocket on input end) and reads `n` bytes. */
-const echoExactly = (port: number, payload: Buffer): Effect.Effect<Buffer, Error> =>
-  Effect.callback<Buffer, Error>((resume) => {
-    const socket = Net.connect({ host: "127.0.0.1", port })
-    const chunks: Array<Buffer> = []
-    let received = 0
-    socket.on("connect", () => socket.write(payload))
-    socket.on("data", (chunk: Buffer) => {
-      chunks.push(chunk)
-      received += chunk.length
-      if (received >= payload.length) {
-        socket.destroy()
-        resume(Effect.succeed(Buffer.concat(chunks)))
-      }
-    })
-    socket.on("error", (error) => resume(Effect.fail(error)))
-    socket.on("close", () => resume(Effect.fail(new Error(`closed after ${received} bytes`))))
-    return Effect.sync(() => socket.destroy())
-  })
-
 describe("@kubernetes/client-node PortForward", () => {
   it.live("echoes 1 MiB through a pod", () =>
     Effect.gen(function*() {
       const c = yield* cluster()
-      const errors: Array<string> = []
-      const port = yield* clientNodeForward(c.kubeconfigPath, { pod: "web", port: 7 }, errors)
+      const forward = yield* clientNodeForward(c.kubeconfigPath, { pod: "web", port: 7 })
       const payload = randomBytes(1024 * 1024)
-      const back = yield* echoExactly(port, payload)
+      const back = yield* echoExactly(forward.port, payload)
       assert.strictEqual(sha256(back), sha256(payload))
-      assert.deepStrictEqual(errors, [])
+      assert.deepStrictEqual(forward.errors, [])
       const counters = yield* c.counters
       assert.strictEqual(counters.sessions.websocket, 1)
       assert.strictEqual(counters.bytesToPod, payload.length)
@@ -328,34 +272,26 @@ describe("@kubernetes/client-node PortForward", () => {
         ],
         services: [{ name: "web", selector: { app: "web" }, ports: [{ port: 7 }] }]
       })
-      const errors: Array<string> = []
-      const port = yield* clientNodeForward(c.kubeconfigPath, { service: "web", port: 7 }, errors)
-      const back = yield* echoExactly(port, Buffer.from("via the service"))
+      const forward = yield* clientNodeForward(c.kubeconfigPath, { service: "web", port: 7 })
+      const back = yield* echoExactly(forward.port, Buffer.from("via the service"))
       assert.strictEqual(back.toString(), "via the service")
-      assert.deepStrictEqual(errors, [])
+      assert.deepStrictEqual(forward.errors, [])
       assert.isAtLeast((yield* c.counters).restRequests, 2)
     }))
 
   it.live("a refused port reaches client-node's error stream", () =>
     Effect.gen(function*() {
       const c = yield* cluster()
-      const errors: Array<string> = []
-      const port = yield* clientNodeForward(c.kubeconfigPath, { pod: "web", port: 81 }, errors)
+      const forward = yield* clientNodeForward(c.kubeconfigPath, { pod: "web", port: 81 })
       // client-node never closes the local connection when the WebSocket closes: wait for the error
       const socket = yield* Effect.acquireRelease(
-        Effect.sync(() => Net.connect({ host: "127.0.0.1", port })),
+        Effect.sync(() => Net.connect({ host: "127.0.0.1", port: forward.port })),
         (s) => Effect.sync(() => s.destroy())
       )
       socket.on("error", () => undefined)
-      yield* Effect.sync(() => errors.length).pipe(
-        Effect.repeat({ until: (n) => n > 0, schedule: Schedule.spaced("20 millis") }),
-        Effect.timeout("20 seconds")
-      )
-      assert.match(errors.join(""), /^error forwarding port 81 to pod web, uid .*connection refused/)
-      yield* c.counters.pipe(
-        Effect.repeat({ until: (n) => n.activeSessions === 0, schedule: Schedule.spaced("20 millis") }),
-        Effect.timeout("20 seconds")
-      )
+      const error = yield* forward.waitForError(/./).pipe(Effect.timeout("20 seconds"))
+      assert.match(error, /^error forwarding port 81 to pod web, uid .*connection refused/)
+      yield* c.awaitCounters((n) => n.activeSessions === 0).pipe(Effect.timeout("20 seconds"))
     }))
 })
 

@@ -78,6 +78,7 @@ export class ChannelSession {
 
   private dial(target: Target): void {
     this.host.counters.connections++
+    this.host.countersChanged?.()
     this.host.resolve(target.port).then(
       (address) => {
         if (this.closed || target.done) return
@@ -99,6 +100,7 @@ export class ChannelSession {
     socket.on("data", (chunk: Buffer) => {
       if (this.closed) return
       this.host.counters.bytesFromPod += chunk.length
+      this.host.countersChanged?.()
       for (let offset = 0; offset < chunk.length; offset += MAX_DATA_PAYLOAD) {
         const end = Math.min(chunk.length, offset + MAX_DATA_PAYLOAD)
         this.send(Buffer.concat([Buffer.from([2 * target.index]), chunk.subarray(offset, end)]))
@@ -127,6 +129,7 @@ export class ChannelSession {
     const data = payload.subarray(1)
     if (data.length === 0) return
     this.host.counters.bytesToPod += data.length
+    this.host.countersChanged?.()
     if (target.socket === undefined) {
       target.pending.push(data)
       return

@@ -112,6 +112,8 @@ export class Cluster {
   private readonly watchers = new Set<Watcher>()
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
   private readonly backends = new BackendPool()
+  private readonly counterListeners = new Set<() => void>()
+  private counterNotifyScheduled = false
   private readonly version: string
   private readonly created = new Date().toISOString().replace(/\.\d+Z$/, "Z")
   private transport: TransportMode
@@ -168,6 +170,7 @@ export class Cluster {
     this.timers.clear()
     for (const watcher of this.watchers) watcher.res.end()
     this.watchers.clear()
+    this.countersChanged()
     this.dropSessions()
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     this.server.closeAllConnections()
@@ -334,6 +337,28 @@ export class Cluster {
   /** Zeroes the counters except the live-session gauge. */
   resetCounters(): void {
     Object.assign(this.counters, makeCounters(), { activeSessions: this.counters.activeSessions })
+    this.countersChanged()
+  }
+
+  /**
+   * Calls `listener` after counters changed (on a microtask, once per burst of synchronous
+   * changes, so it sees a consistent state). Returns the function that removes it.
+   */
+  onCountersChange(listener: () => void): () => void {
+    this.counterListeners.add(listener)
+    return () => {
+      this.counterListeners.delete(listener)
+    }
+  }
+
+  /** Marks the counters (or the watch gauge) changed; listeners run on the next microtask. */
+  private readonly countersChanged = (): void => {
+    if (this.counterNotifyScheduled || this.counterListeners.size === 0) return
+    this.counterNotifyScheduled = true
+    queueMicrotask(() => {
+      this.counterNotifyScheduled = false
+      for (const listener of [...this.counterListeners]) listener()
+    })
   }
 
   // -----------------------------------------------------------------------------------------------
@@ -396,6 +421,7 @@ export class Cluster {
 
   private onRequest(req: Http.IncomingMessage, res: Http.ServerResponse): void {
     this.counters.restRequests++
+    this.countersChanged()
     req.resume()
     this.debug(`${req.method} ${req.url} (accept: ${req.headers.accept ?? ""})`)
     if (this.restDelayMs > 0) {
@@ -570,8 +596,9 @@ export class Cluster {
     const since = Number(query.get("resourceVersion") ?? "0") || 0
     const watcher: Watcher = { namespace, selector, res }
     this.watchers.add(watcher)
+    this.countersChanged()
     const stop = () => {
-      this.watchers.delete(watcher)
+      if (this.watchers.delete(watcher)) this.countersChanged()
       if (!res.writableEnded) res.end()
     }
     // Not req "close": that fires as soon as the (empty) request body has been read.
@@ -640,6 +667,7 @@ export class Cluster {
     this.debug(`UPGRADE ${req.method} ${req.url} upgrade=${upgrade} protocols=${protocols.join("|")}`)
     const m = PORTFORWARD_PATH.exec(url.pathname)
     this.counters.upgradeRequests++
+    this.countersChanged()
     if (!m) return this.rawStatus(socket, 404, Obj.status(404, { details: {} }))
     const namespace = decodeURIComponent(m[1]!)
     const name = decodeURIComponent(m[2]!)
@@ -701,6 +729,7 @@ export class Cluster {
         if (!pod) return
         socket.write(handshakeResponse(wsKey, TUNNEL_PROTOCOL))
         this.counters.sessionsTunnel++
+        this.countersChanged()
         this.startSpdy(pod, socket, head, "tunnel")
         return
       }
@@ -713,6 +742,7 @@ export class Cluster {
         if (!pod) return
         socket.write(handshakeResponse(wsKey, protocols.length === 0 ? undefined : CHANNEL_PROTOCOL))
         this.counters.sessionsWebsocket++
+        this.countersChanged()
         this.startChannel(pod, socket, head, ports)
         return
       }
@@ -730,6 +760,7 @@ export class Cluster {
       if (!pod) return
       socket.write(SPDY_101)
       this.counters.sessionsSpdy++
+      this.countersChanged()
       this.startSpdy(pod, socket, head, "spdy")
       return
     }
@@ -745,6 +776,7 @@ export class Cluster {
     const uid = pod.uid
     return {
       counters: this.counters,
+      countersChanged: this.countersChanged,
       pod: { namespace: pod.namespace, name: pod.name, uid },
       resolve: (port) => this.resolvePort(podKey, uid, port),
       refusedCause: (port) => refusedCause(port, uid),
@@ -767,12 +799,14 @@ export class Cluster {
     const session: LiveSession = { podKey: key(pod.namespace, pod.name), drop }
     this.sessions.add(session)
     this.counters.activeSessions++
+    this.countersChanged()
     let done = false
     return () => {
       if (done) return
       done = true
       this.sessions.delete(session)
       this.counters.activeSessions--
+      this.countersChanged()
     }
   }
 
@@ -810,6 +844,7 @@ export class Cluster {
     const session = new ChannelSession(socket, ports, this.hostFor(pod), () => unregister())
     unregister = this.register(pod, () => session.ws.destroy())
     this.counters.streams += 2 * ports.length
+    this.countersChanged()
     session.start()
     session.ws.feed(head)
   }

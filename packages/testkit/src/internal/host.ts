@@ -49,6 +49,8 @@ export interface Address {
 /** The cluster as seen by one session. */
 export interface ForwardHost {
   readonly counters: Counters
+  /** Call after changing `counters`, so that `FakeCluster.awaitCounters` waiters re-check. */
+  readonly countersChanged?: (() => void) | undefined
   readonly pod: PodRef
   /** Where the pod's port is served, or undefined when nothing listens there. */
   readonly resolve: (port: number) => Promise<Address | undefined>

