@@ -216,7 +216,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("PortForward against 
       const before = (yield* t.cluster.counters).upgradeRequests
       const fiber = yield* PortForward.make({ target: "pod/web", ports: [80] }).pipe(Effect.forkChild)
       // wait for the event: kubectl has reached the upgrade (it is running and talking to us)
-      while ((yield* t.cluster.counters).upgradeRequests === before) yield* Effect.sleep("5 millis")
+      yield* t.cluster.awaitCounters((c) => c.upgradeRequests > before)
       assert.strictEqual(t.leftovers().length, 1)
       yield* Fiber.interrupt(fiber)
       assert.deepStrictEqual(t.leftovers(), [], "interrupting make kills kubectl before it returns")

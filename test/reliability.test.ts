@@ -12,7 +12,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { type ForwardSpec, Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
 import { Backend } from "@kube-forward/testkit"
-import { bindable, isAlive, livePortForwards, roundTrip, testCluster, type TestCluster } from "./support/index.ts"
+import { bindable, isAlive, livePortForwards, roundTrip, settle, testCluster, type TestCluster } from "./support/index.ts"
 
 class Cluster extends Context.Service<Cluster, TestCluster>()("test/reliability/Cluster") {}
 
@@ -321,13 +321,17 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or a
   it.effect("owner killed with SIGKILL: its kubectl processes end within 2 s", () =>
     Effect.gen(function*() {
       const t = yield* Cluster
+      const baseline = (yield* t.cluster.counters).activeSessions
       const { child, ports } = yield* startOwner(t, ["owner-0", "owner-1", "owner-2"])
       assert.strictEqual(t.leftovers().length, 3)
+      assert.strictEqual((yield* t.cluster.counters).activeSessions, baseline + 3)
       child.kill("SIGKILL")
       yield* exitOf(child)
       const killedAt = Date.now()
-      while (t.leftovers().length > 0 && Date.now() - killedAt < 10_000) yield* Effect.sleep("10 millis")
+      // the event: the API server sees the three kubectl connections close as the processes die
+      yield* t.cluster.awaitCounters((c) => c.activeSessions === baseline).pipe(Effect.timeout("10 seconds"))
       const gone = Date.now() - killedAt
+      yield* settle(() => t.leftovers().length === 0)
       assert.deepStrictEqual(t.leftovers(), [])
       assert.isBelow(gone, 2000, `kubectl outlived its owner by ${gone} ms`)
       for (const port of ports) assert.isTrue(yield* bindable(port))

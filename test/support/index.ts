@@ -99,3 +99,12 @@ export const httpGet = (port: number, path: string, host = "127.0.0.1") =>
     const res = await fetch(`http://${host}:${port}${path}`)
     return { status: res.status, body: await res.text() }
   })
+
+/**
+ * After the event that says processes are ending (their connections closed), the kernel may
+ * take a few more microseconds to finish each exit; this re-checks `done` for at most 500 ms.
+ */
+export const settle = (done: () => boolean): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 100 && !done(); i++) yield* Effect.sleep("5 millis")
+  })

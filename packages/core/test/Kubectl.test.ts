@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Option, Scope, Stream } from "effect"
 import { execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Kubectl } from "@kube-forward/core"
@@ -20,6 +21,15 @@ const alive = (pid: number): boolean => {
     return false
   }
 }
+/**
+ * After the event that says a process is ending (its socket closed), the kernel may take a few
+ * more microseconds to finish the exit; this re-checks `done` for at most 500 ms.
+ */
+const settle = (done: () => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 100 && !done(); i++) yield* Effect.sleep("5 millis")
+  })
+
 const childrenOf = (pid: number): Array<number> => {
   try {
     return execFileSync("ps", ["-o", "pid=", "--ppid", String(pid)]).toString().trim().split(/\s+/).filter(Boolean).map(Number)
@@ -116,26 +126,41 @@ describe("Kubectl.layer (execa)", () => {
         KUBECTL,
         "2"
       ], { stdio: ["ignore", "pipe", "inherit"] })
-      const pids = yield* Effect.callback<Array<number>>((resume) => {
+      const started = yield* Effect.callback<Array<{ readonly pid: number; readonly port: number }>>((resume) => {
         let text = ""
         owner.stdout!.on("data", (d) => {
           text += d
           if (text.includes("READY\n")) {
-            resume(Effect.succeed([...text.matchAll(/PID (\d+)/g)].map((m) => Number(m[1]))))
+            resume(Effect.succeed(
+              [...text.matchAll(/PID (\d+) PORT (\d+)/g)].map((m) => ({ pid: Number(m[1]), port: Number(m[2]) }))
+            ))
           }
         })
       })
-      assert.strictEqual(pids.length, 2)
-      for (const pid of pids) assert.isTrue(alive(pid))
+      assert.strictEqual(started.length, 2)
+      // hold a connection to each kubectl: its closing is the event that the process is gone
+      const closed = yield* Effect.forEach(started, ({ port }) =>
+        Effect.callback<Net.Socket>((resume) => {
+          const socket = Net.connect({ host: "127.0.0.1", port }, () => resume(Effect.succeed(socket)))
+        }).pipe(
+          Effect.map((socket) =>
+            Effect.callback<void>((resume) => {
+              socket.once("close", () => resume(Effect.void))
+              socket.resume()
+            })
+          )
+        ))
+      for (const { pid } of started) assert.isTrue(alive(pid))
       owner.kill("SIGKILL")
       yield* Effect.callback<void>((resume) => {
         owner.once("exit", () => resume(Effect.void))
       })
       const killedAt = Date.now()
-      // the watchdog works on its own now; wait for the processes to go, up to a generous bound
-      while (pids.some(alive) && Date.now() - killedAt < 10_000) yield* Effect.sleep("10 millis")
+      yield* Effect.all(closed, { concurrency: "unbounded" }).pipe(Effect.timeout("10 seconds"))
       const after = Date.now() - killedAt
-      assert.deepStrictEqual(pids.filter(alive), [], "no kubectl outlives its owner")
+      // a process closes its sockets early in its exit; give the kernel a moment to finish it
+      yield* settle(() => started.every(({ pid }) => !alive(pid)))
+      assert.deepStrictEqual(started.filter(({ pid }) => alive(pid)), [], "no kubectl outlives its owner")
       assert.isBelow(after, 2000)
     }), { timeout: 30_000 })
 })
