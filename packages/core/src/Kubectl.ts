@@ -279,10 +279,11 @@ const makeSpawner = (options: Options) => {
  * @since 0.1.0
  */
 export const layer = (options: Options = {}): Layer.Layer<Kubectl> =>
-  Layer.succeed(
-    Kubectl,
-    Kubectl.of({ binary: options.binary ?? "kubectl", namespace: options.namespace, spawn: makeSpawner(options) })
-  )
+  Layer.sync(Kubectl, () => {
+    // the watchdog starts with the layer, off the first forward's way to ready
+    if (options.watchdog ?? true) Watchdog.prepare()
+    return Kubectl.of({ binary: options.binary ?? "kubectl", namespace: options.namespace, spawn: makeSpawner(options) })
+  })
 
 /**
  * Runs kubectl with execa, configured from the environment:

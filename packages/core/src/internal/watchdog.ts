@@ -75,6 +75,14 @@ const ensure = (): ChildProcess | undefined => {
   }
 }
 
+/**
+ * Starts the watchdog now (if it does not run yet), so that the first forward does not pay
+ * for starting a Node process on its way to ready.
+ */
+export const prepare = (): void => {
+  ensure()
+}
+
 /** Tells the watchdog to kill process group `pgid` if this process dies before `release`. */
 export const guard = (pgid: number): void => {
   ensure()?.stdin?.write(`+${pgid}\n`)
