@@ -18,21 +18,11 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Config, Data, Duration, Effect, Fiber, Layer, Runtime, Schema, Stream } from "effect"
 import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
 import { Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
-import { Backend, FakeCluster } from "@kube-forward/testkit"
+import { Backend, FakeCluster, Processes } from "@kube-forward/testkit"
 
 const write = (text: string) => Effect.sync(() => process.stdout.write(text))
 const line = (text: string) => write(`${text}\n`)
 const ms = (d: Duration.Duration) => `${Math.round(Duration.toMillis(d))} ms`
-
-/** Whether any process of group `pgid` is still alive (kubectl may be a wrapper with children). */
-const groupAlive = (pgid: number): boolean => {
-  try {
-    process.kill(-pgid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
 
 /** Wraps the Kubectl service to remember the pid of every kubectl it starts. */
 const recordingPids = (pids: Array<number>) =>
@@ -110,7 +100,7 @@ const demo = Effect.gen(function*() {
     yield* write("▸ verifying cleanup… ")
     const open = yield* fwd.isOpen
     const bindable = yield* PortAllocator.isFree(fwd.localPort, "127.0.0.1")
-    const gone = !groupAlive(pid)
+    const gone = Processes.group(pid).length === 0
     yield* line(`isOpen=${open} · port ${fwd.localPort} bindable ${bindable ? "✓" : "✗"} · kubectl gone ${gone ? "✓" : "✗"}`)
     if (open || !bindable || !gone) return yield* Effect.die("the forward was not cleaned up")
   }).pipe(

@@ -239,8 +239,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("PortForward against 
     leakFree(Effect.gen(function*() {
       const t = yield* Cluster
       const fwd = yield* PortForward.make({ target: "pod/web", ports: [9000] })
-      const [line] = t.leftovers()
-      const pid = Number(line.split(/\s+/)[0])
+      const [{ pid }] = t.leftovers()
       process.kill(pid, "SIGKILL")
       const lost = yield* Effect.flip(fwd.awaitClosed)
       assert.strictEqual(lost._tag, "ForwardLost")

@@ -11,8 +11,8 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { type ForwardSpec, Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
-import { Backend } from "@kube-forward/testkit"
-import { bindable, isAlive, livePortForwards, roundTrip, settle, testCluster, type TestCluster } from "./support/index.ts"
+import { Backend, Processes } from "@kube-forward/testkit"
+import { bindable, isAlive, livePortForwards, roundTrip, testCluster, type TestCluster } from "./support/index.ts"
 
 class Cluster extends Context.Service<Cluster, TestCluster>()("test/reliability/Cluster") {}
 
@@ -146,7 +146,7 @@ layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and ho
     leakFree(Effect.gen(function*() {
       const t = yield* Cluster
       const fwd = yield* PortForward.make({ target: "pod/kill-me", ports: [7000], reconnect })
-      const pid = Number(t.leftovers()[0].split(/\s+/)[0])
+      const pid = t.leftovers()[0].pid
       const reconnecting = yield* awaitStatus(fwd, "Reconnecting").pipe(Effect.forkChild({ startImmediately: true }))
       process.kill(pid, "SIGKILL")
       yield* Fiber.join(reconnecting)
@@ -218,7 +218,7 @@ layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and ho
     leakFree(Effect.gen(function*() {
       const t = yield* Cluster
       const fwd = yield* PortForward.make({ target: "pod/plain", ports: [7000] })
-      const pid = Number(t.leftovers()[0].split(/\s+/)[0])
+      const pid = t.leftovers()[0].pid
       const failed = yield* awaitStatus(fwd, "Failed").pipe(Effect.forkChild({ startImmediately: true }))
       const killedAt = performance.now()
       process.kill(pid, "SIGKILL")
@@ -331,7 +331,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or a
       // the event: the API server sees the three kubectl connections close as the processes die
       yield* t.cluster.awaitCounters((c) => c.activeSessions === baseline).pipe(Effect.timeout("10 seconds"))
       const gone = Date.now() - killedAt
-      yield* settle(() => t.leftovers().length === 0)
+      yield* Processes.awaitExit(t.leftovers().map((p) => p.pid))
       assert.deepStrictEqual(t.leftovers(), [])
       assert.isBelow(gone, 2000, `kubectl outlived its owner by ${gone} ms`)
       for (const port of ports) assert.isTrue(yield* bindable(port))
@@ -375,7 +375,7 @@ describe("kubectl behind a wrapper", () => {
         Effect.provide(t.layer)
       )
       const procs = t.leftovers()
-      assert.strictEqual(procs.length, 2, `the wrapper and the real kubectl: ${procs.join(" | ")}`)
+      assert.strictEqual(procs.length, 2, `the wrapper and the real kubectl: ${procs.map((p) => p.args).join(" | ")}`)
       assert.strictEqual((yield* roundTrip(fwd.localPort, "wrapped")).toString(), "wrapped")
       yield* t.cluster.restartPod("default", "wrapped")
       yield* awaitStatus(fwd, "Reconnecting")

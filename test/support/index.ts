@@ -3,11 +3,9 @@
  * leak checks (live kubectl processes, bindable ports), and small TCP/HTTP clients.
  */
 import { Effect, Layer, type Scope } from "effect"
-import { execFileSync } from "node:child_process"
-import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { Kubectl, PortAllocator } from "@kube-forward/core"
-import { FakeCluster } from "@kube-forward/testkit"
+import { FakeCluster, Processes } from "@kube-forward/testkit"
 
 /** The kubectl the suites run: `KUBE_FORWARD_TEST_KUBECTL` or the `kubectl` on PATH. */
 export const defaultKubectl = process.env.KUBE_FORWARD_TEST_KUBECTL ?? "kubectl"
@@ -17,7 +15,7 @@ export interface TestCluster {
   readonly cluster: FakeCluster.FakeCluster
   readonly layer: Layer.Layer<Kubectl.Kubectl | PortAllocator.PortAllocator>
   /** Live (non-zombie) kubectl port-forward processes that talk to this cluster. */
-  readonly leftovers: () => Array<string>
+  readonly leftovers: () => Array<Processes.ProcessInfo>
 }
 
 /** Starts a fake cluster in the current scope; `binary` is the kubectl to run. */
@@ -34,27 +32,14 @@ export const testCluster = (
     return { cluster, layer, leftovers: () => livePortForwards(cluster.kubeconfigPath) }
   })
 
-/** Whether `pid` is a live process (zombies hold nothing and do not count). */
-export const isAlive = (pid: number): boolean => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "latin1")
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
-    return state !== "Z" && state !== "X"
-  } catch {
-    return false
-  }
-}
+/** The live kubectl port-forward processes whose command line contains `marker`. */
+export const livePortForwards = Processes.portForwards
 
-/** `pid args` of every live process whose command line contains `port-forward` and `marker`. */
-export const livePortForwards = (marker: string): Array<string> =>
-  execFileSync("ps", ["-eo", "pid=,stat=,args="], { encoding: "utf8" })
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l.includes("port-forward") && l.includes(marker))
-    .filter((l) => !l.split(/\s+/)[1]?.startsWith("Z"))
+/** Whether `pid` is a live process (zombies hold nothing and do not count). */
+export const isAlive = Processes.isAlive
 
 /** Whether `port` can be bound at `host` now. */
-export const bindable = (port: number, host = "127.0.0.1"): Effect.Effect<boolean> => PortAllocator.isFree(port, host)
+export const bindable = Processes.canBind
 
 /** A port that was free a moment ago (bind 0, read, close). */
 export const freePort: Effect.Effect<number> = Effect.callback<number>((resume) => {
@@ -98,13 +83,4 @@ export const httpGet = (port: number, path: string, host = "127.0.0.1") =>
   Effect.tryPromise(async () => {
     const res = await fetch(`http://${host}:${port}${path}`)
     return { status: res.status, body: await res.text() }
-  })
-
-/**
- * After the event that says processes are ending (their connections closed), the kernel may
- * take a few more microseconds to finish each exit; this re-checks `done` for at most 500 ms.
- */
-export const settle = (done: () => boolean): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 100 && !done(); i++) yield* Effect.sleep("5 millis")
   })

@@ -6,42 +6,17 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Kubectl } from "@kube-forward/core"
+import { Processes } from "@kube-forward/testkit"
 
 /** Real kubectl; `kubectl proxy --port=0` runs until killed without any cluster. */
 const KUBECTL = execFileSync("sh", ["-c", "command -v kubectl"]).toString().trim()
 const env = { KUBECONFIG: "/dev/null" }
 
-/** Whether `pid` is a live process (a zombie waiting to be reaped holds nothing and does not count). */
-const alive = (pid: number): boolean => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "latin1")
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
-    return state !== "Z" && state !== "X"
-  } catch {
-    return false
-  }
-}
-/**
- * After the event that says a process is ending (its socket closed), the kernel may take a few
- * more microseconds to finish the exit; this re-checks `done` for at most 500 ms.
- */
-const settle = (done: () => boolean) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 100 && !done(); i++) yield* Effect.sleep("5 millis")
-  })
+const alive = Processes.isAlive
+const childrenOf = (pid: number) =>
+  Processes.list().filter((p) => p.ppid === pid && Processes.isAlive(p.pid)).map((p) => p.pid)
 
-const childrenOf = (pid: number): Array<number> => {
-  try {
-    return execFileSync("ps", ["-o", "pid=", "--ppid", String(pid)]).toString().trim().split(/\s+/).filter(Boolean).map(Number)
-  } catch {
-    return []
-  }
-}
-const inGroup = (pgid: number): Array<string> =>
-  execFileSync("ps", ["-eo", "pgid=,stat=,pid=,args="]).toString().split("\n").filter((l) => {
-    const [group, stat] = l.trim().split(/\s+/)
-    return group === String(pgid) && !stat.startsWith("Z")
-  })
+const inGroup = (pgid: number) => Processes.group(pgid).map((p) => p.args)
 
 /** A wrapper script in a temp dir that starts the real kubectl as its child (no exec). */
 const wrapper = (body: string) =>
@@ -159,8 +134,8 @@ describe("Kubectl.layer (execa)", () => {
       yield* Effect.all(closed, { concurrency: "unbounded" }).pipe(Effect.timeout("10 seconds"))
       const after = Date.now() - killedAt
       // a process closes its sockets early in its exit; give the kernel a moment to finish it
-      yield* settle(() => started.every(({ pid }) => !alive(pid)))
-      assert.deepStrictEqual(started.filter(({ pid }) => alive(pid)), [], "no kubectl outlives its owner")
+      const remaining = yield* Processes.awaitExit(started.map(({ pid }) => pid))
+      assert.deepStrictEqual(remaining, [], "no kubectl outlives its owner")
       assert.isBelow(after, 2000)
     }), { timeout: 30_000 })
 })

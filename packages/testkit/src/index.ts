@@ -25,3 +25,10 @@ export * as FakeCluster from "./FakeCluster.ts"
  * @since 0.1.0
  */
 export * as KubectlBinaries from "./KubectlBinaries.ts"
+
+/**
+ * Leak checks for tests: live processes (zombies excluded), leftover port-forwards, bindable ports.
+ *
+ * @since 0.1.0
+ */
+export * as Processes from "./Processes.ts"

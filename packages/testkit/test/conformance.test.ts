@@ -16,9 +16,8 @@
  */
 import { afterAll, assert, describe, it, layer } from "@effect/vitest"
 import { Effect, type Scope } from "effect"
-import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
-import { Backend, FakeCluster, KubectlBinaries } from "../src/index.ts"
+import { Backend, FakeCluster, KubectlBinaries, Processes } from "../src/index.ts"
 import { clientNodeForward, echoExactly } from "./helpers/clientNode.ts"
 import { exchange, type Forward, type Kubectl, randomBytes, sha256, startPortForward } from "./helpers/kubectl.ts"
 
@@ -344,29 +343,15 @@ describe("conformance", () => {
 // -------------------------------------------------------------------------------------------------
 // nothing of the suite is left
 
-const processTable = (): Array<{ pid: number; ppid: number; stat: string; args: string }> =>
-  ChildProcess.execFileSync("ps", ["-eo", "pid=,ppid=,stat=,args="], { encoding: "utf8" })
-    .split("\n")
-    .map((line) => /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), stat: m[3]!, args: m[4]! }))
-
-const canBind = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const server = Net.createServer()
-    server.once("error", () => resolve(false))
-    server.listen({ host: "127.0.0.1", port, exclusive: true }, () => server.close(() => resolve(true)))
-  })
-
 afterAll(async () => {
   // every kubectl is awaited by its finalizer; a zombie reparented to init holds nothing
-  const leftovers = processTable().filter((p) =>
-    !p.stat.startsWith("Z") &&
+  const leftovers = Processes.list().filter((p) =>
+    Processes.isAlive(p.pid) &&
     (spawnedPids.has(p.pid) || (p.ppid === process.pid && /kubectl/.test(p.args)))
   )
   assert.deepStrictEqual(leftovers, [], "kubectl processes of the suite still running")
 
   const busy: Array<number> = []
-  for (const port of localPorts) if (!(await canBind(port))) busy.push(port)
+  for (const port of localPorts) if (!(await Effect.runPromise(Processes.canBind(port)))) busy.push(port)
   assert.deepStrictEqual(busy, [], "forwarded local ports still bound")
 })
