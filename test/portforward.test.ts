@@ -3,64 +3,48 @@
  * Every test checks afterwards that no kubectl of ours is left and that its ports can be bound.
  */
 import { assert, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Effect, Exit, Fiber, Scope } from "effect"
 import { K8s, PortAllocator, PortForward } from "@kube-forward/core"
 import { Backend } from "@kube-forward/testkit"
-import { bindable, freePort, httpGet, isAlive, occupy, roundTrip, testCluster, type TestCluster } from "./support/index.ts"
-
-class Cluster extends Context.Service<Cluster, TestCluster>()("test/Cluster") {}
+import { bindable, Cluster, clusterLayer, freePort, httpGet, isAlive, leakFree, occupy, roundTrip } from "./support/index.ts"
 
 const closedPort = 1 // nothing listens on port 1: a backend there refuses like a dead container
 
-const Env = Layer.unwrap(
-  Effect.gen(function*() {
-    const t = yield* testCluster({
-      pods: [
-        {
-          name: "web",
-          containers: [{
-            name: "web",
-            ports: [
-              { name: "http", containerPort: 80, backend: Backend.http() },
-              { name: "echo", containerPort: 9000, backend: Backend.echo() }
-            ]
-          }]
-        },
-        {
-          name: "multi",
-          containers: [
-            { name: "app", ports: [{ name: "http", containerPort: 8080, backend: Backend.http() }] },
-            { name: "sidecar", ports: [{ name: "metrics", containerPort: 9090, backend: Backend.echo() }] }
-          ]
-        },
-        ...["a", "b", "c"].map((n) => ({
-          name: `echo-${n}`,
-          containers: [{ name: "echo", ports: [{ containerPort: 7000, backend: Backend.echo() }] }]
-        })),
-        { name: "pending", phase: "Pending", containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.echo() }] }] },
-        { name: "refuser", containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.address("127.0.0.1", closedPort) }] }] },
-        {
-          name: "api-7d9f8",
-          labels: { app: "api" },
-          containers: [{ name: "api", ports: [{ name: "http", containerPort: 8080, backend: Backend.http() }] }]
-        },
-        { name: "web", namespace: "staging", containers: [{ name: "web", ports: [{ containerPort: 80, backend: Backend.echo() }] }] }
-      ],
-      services: [{ name: "api", selector: { app: "api" }, ports: [{ name: "http", port: 80, targetPort: "http" }] }],
-      deployments: [{ name: "api", selector: { app: "api" } }]
-    })
-    return Layer.mergeAll(t.layer, Layer.succeed(Cluster, t))
-  })
-)
-
-/** Runs `body` in its own scope, then checks that nothing of it is left running. */
-const leakFree = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const t = yield* Cluster
-    const result = yield* Effect.scoped(body)
-    assert.deepStrictEqual(t.leftovers(), [], "no kubectl port-forward left")
-    return result
-  })
+const Env = clusterLayer({
+  pods: [
+    {
+      name: "web",
+      containers: [{
+        name: "web",
+        ports: [
+          { name: "http", containerPort: 80, backend: Backend.http() },
+          { name: "echo", containerPort: 9000, backend: Backend.echo() }
+        ]
+      }]
+    },
+    {
+      name: "multi",
+      containers: [
+        { name: "app", ports: [{ name: "http", containerPort: 8080, backend: Backend.http() }] },
+        { name: "sidecar", ports: [{ name: "metrics", containerPort: 9090, backend: Backend.echo() }] }
+      ]
+    },
+    ...["a", "b", "c"].map((n) => ({
+      name: `echo-${n}`,
+      containers: [{ name: "echo", ports: [{ containerPort: 7000, backend: Backend.echo() }] }]
+    })),
+    { name: "pending", phase: "Pending", containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.echo() }] }] },
+    { name: "refuser", containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.address("127.0.0.1", closedPort) }] }] },
+    {
+      name: "api-7d9f8",
+      labels: { app: "api" },
+      containers: [{ name: "api", ports: [{ name: "http", containerPort: 8080, backend: Backend.http() }] }]
+    },
+    { name: "web", namespace: "staging", containers: [{ name: "web", ports: [{ containerPort: 80, backend: Backend.echo() }] }] }
+  ],
+  services: [{ name: "api", selector: { app: "api" }, ports: [{ name: "http", port: 80, targetPort: "http" }] }],
+  deployments: [{ name: "api", selector: { app: "api" } }]
+})
 
 layer(Env, { timeout: 60_000, excludeTestServices: true })("PortForward against real kubectl", (it) => {
   it.effect("fixed local port: bytes reach the pod; close frees the port", () =>

@@ -4,7 +4,7 @@
  * stop, many connections at once, and a table of bad input. Real kubectl, the fake cluster.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Random, Schedule, Scope, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Random, Schedule, Scope, Stream } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
@@ -12,9 +12,17 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { type ForwardSpec, Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
 import { Backend, Processes } from "@kube-forward/testkit"
-import { bindable, isAlive, livePortForwards, roundTrip, testCluster, type TestCluster } from "./support/index.ts"
-
-class Cluster extends Context.Service<Cluster, TestCluster>()("test/reliability/Cluster") {}
+import {
+  bindable,
+  Cluster,
+  clusterLayer,
+  isAlive,
+  leakFree,
+  livePortForwards,
+  roundTrip,
+  testCluster,
+  type TestCluster
+} from "./support/index.ts"
 
 const echoPod = (name: string, namespace = "default") => ({
   name,
@@ -44,40 +52,27 @@ const flaky = {
   }]
 }
 
-const Env = Layer.unwrap(
-  Effect.gen(function*() {
-    const t = yield* testCluster({
-      pods: [
-        echoPod("restart-me"),
-        echoPod("delete-me"),
-        echoPod("drop-me"),
-        echoPod("kill-me"),
-        echoPod("refuse-me"),
-        echoPod("plain"),
-        flaky,
-        echoPod("svc-pod-1"),
-        ...Array.from({ length: 20 }, (_, i) => echoPod(`load-${i}`)),
-        ...Array.from({ length: 3 }, (_, i) => echoPod(`owner-${i}`))
-      ],
-      services: [{ name: "svc-pod", selector: { app: "svc-pod" }, ports: [{ port: 7000 }] }]
-    })
-    return Layer.mergeAll(t.layer, Layer.succeed(Cluster, t))
-  })
-)
+const Env = clusterLayer({
+  pods: [
+    echoPod("restart-me"),
+    echoPod("delete-me"),
+    echoPod("drop-me"),
+    echoPod("kill-me"),
+    echoPod("refuse-me"),
+    echoPod("plain"),
+    flaky,
+    echoPod("svc-pod-1"),
+    ...Array.from({ length: 20 }, (_, i) => echoPod(`load-${i}`)),
+    ...Array.from({ length: 3 }, (_, i) => echoPod(`owner-${i}`))
+  ],
+  services: [{ name: "svc-pod", selector: { app: "svc-pod" }, ports: [{ port: 7000 }] }]
+})
 
 /** Waits (on the status stream, no polling) for the first status with `tag`. */
 const awaitStatus = (fwd: PortForward.PortForward, tag: PortForward.ForwardStatus["_tag"]) =>
   fwd.status.pipe(Stream.filter((s) => s._tag === tag), Stream.runHead)
 
 const reconnect = Schedule.spaced("100 millis").pipe(Schedule.upTo({ times: 100 }))
-
-const leakFree = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const t = yield* Cluster
-    const result = yield* Effect.scoped(body)
-    assert.deepStrictEqual(t.leftovers(), [], "no kubectl port-forward left")
-    return result
-  })
 
 layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and honest status", (it) => {
   it.effect("pod restart with reconnect: the client loop keeps succeeding once the pod is back", () =>

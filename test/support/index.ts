@@ -2,7 +2,8 @@
  * Shared support for the end-to-end suites: a fake cluster with a Kubectl layer pointed at it,
  * leak checks (live kubectl processes, bindable ports), and small TCP/HTTP clients.
  */
-import { Effect, Layer, type Scope } from "effect"
+import { assert } from "@effect/vitest"
+import { Context, Effect, Layer, type Scope } from "effect"
 import * as Net from "node:net"
 import { Kubectl, PortAllocator } from "@kube-forward/core"
 import { FakeCluster, Processes } from "@kube-forward/testkit"
@@ -83,4 +84,25 @@ export const httpGet = (port: number, path: string, host = "127.0.0.1") =>
   Effect.tryPromise(async () => {
     const res = await fetch(`http://${host}:${port}${path}`)
     return { status: res.status, body: await res.text() }
+  })
+
+/** The suite's fake cluster, as a service for `layer(...)` suites. */
+export class Cluster extends Context.Service<Cluster, TestCluster>()("test/support/Cluster") {}
+
+/** A layer with a fake cluster (`Cluster`) and the forward's services pointed at it. */
+export const clusterLayer = (
+  options: FakeCluster.Options,
+  binary?: string
+): Layer.Layer<Cluster | Kubectl.Kubectl | PortAllocator.PortAllocator, FakeCluster.FakeClusterError> =>
+  Layer.unwrap(
+    testCluster(options, binary).pipe(Effect.map((t) => Layer.mergeAll(t.layer, Layer.succeed(Cluster, t))))
+  )
+
+/** Runs `body` in its own scope, then checks that no kubectl of the suite's cluster is left. */
+export const leakFree = <A, E, R>(body: Effect.Effect<A, E, R>): Effect.Effect<A, E, Cluster | Exclude<R, Scope.Scope>> =>
+  Effect.gen(function*() {
+    const t = yield* Cluster
+    const result = yield* Effect.scoped(body)
+    assert.deepStrictEqual(t.leftovers(), [], "no kubectl port-forward left")
+    return result
   })
