@@ -43,7 +43,8 @@ const Env = clusterLayer({
     { name: "web", namespace: "staging", containers: [{ name: "web", ports: [{ containerPort: 80, backend: Backend.echo() }] }] }
   ],
   services: [{ name: "api", selector: { app: "api" }, ports: [{ name: "http", port: 80, targetPort: "http" }] }],
-  deployments: [{ name: "api", selector: { app: "api" } }]
+  deployments: [{ name: "api", selector: { app: "api" } }],
+  statefulsets: [{ name: "api-db", selector: { app: "api" } }]
 })
 
 layer(Env, { timeout: 60_000, excludeTestServices: true })("PortForward against real kubectl", (it) => {
@@ -123,13 +124,36 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("PortForward against 
       assert.strictEqual(staging.namespace, "staging")
     })))
 
-  it.effect("svc/ and deployment/ targets resolve to a pod", () =>
+  it.effect("svc/, deployment/ and statefulset/ targets resolve to a pod", () =>
     leakFree(Effect.gen(function*() {
       const svc = yield* PortForward.make({ target: "svc/api", ports: [80] })
       assert.strictEqual(svc.ports[0].targetPort, 8080, "service port 80 maps to the pod's named port")
       assert.strictEqual((yield* httpGet(svc.localPort, "/health")).status, 200)
       const deploy = yield* PortForward.make({ target: "deployment/api", ports: [8080] })
       assert.strictEqual((yield* httpGet(deploy.localPort, "/items")).status, 200)
+      const sts = yield* PortForward.make({ target: { kind: "statefulset", name: "api-db" }, ports: ["http"] })
+      assert.strictEqual(sts.target, "statefulset/api-db")
+      assert.strictEqual((yield* httpGet(sts.localPort, "/health")).status, 200)
+    })))
+
+  it.effect("a forward's own kubeconfig and context, without any in the Kubectl layer", () =>
+    leakFree(Effect.gen(function*() {
+      const t = yield* Cluster
+      const fwd = yield* PortForward.make({
+        target: "pod/web",
+        ports: [9000],
+        kubeconfig: t.cluster.kubeconfigPath,
+        context: "fake"
+      }).pipe(Effect.provide(PortForward.layer({ env: { KUBECACHEDIR: t.cluster.cacheDir } })))
+      assert.strictEqual((yield* roundTrip(fwd.localPort, "own kubeconfig")).toString(), "own kubeconfig")
+      const error = yield* PortForward.make({
+        target: "pod/web",
+        ports: [9000],
+        kubeconfig: t.cluster.kubeconfigPath,
+        context: "no-such-context"
+      }).pipe(Effect.provide(PortForward.layer()), Effect.flip)
+      assert.strictEqual(error._tag, "KubectlFailed")
+      assert.include(error.message, "no-such-context")
     })))
 
   it.effect("localhost-only binding by default; other addresses only when asked", () =>
