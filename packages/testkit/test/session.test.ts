@@ -35,6 +35,11 @@ const harness = Effect.gen(function*() {
       listeners.forEach((l) => l())
       return true
     },
+    writeFrame: (header, payload) => {
+      written.push(...decoder.push(header), ...decoder.push(payload))
+      listeners.forEach((l) => l())
+      return true
+    },
     pause: () => undefined,
     resume: () => undefined,
     destroy: () => undefined,

@@ -49,6 +49,21 @@ export class ByteQueue {
     return out
   }
 
+  /** Removes the first `target.length` bytes (≤ length) and copies them into `target`. */
+  takeInto(target: Uint8Array): void {
+    const n = target.length
+    let copied = 0
+    let offset = this.head
+    for (let i = this.first; copied < n; i++) {
+      const chunk = this.chunks[i]!
+      const take = Math.min(n - copied, chunk.length - offset)
+      target.set(take === chunk.length ? chunk : chunk.subarray(offset, offset + take), copied)
+      copied += take
+      offset = 0
+    }
+    this.skip(n)
+  }
+
   private skip(n: number): void {
     this.total -= n
     while (n > 0) {

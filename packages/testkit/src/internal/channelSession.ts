@@ -101,9 +101,10 @@ export class ChannelSession {
       if (this.closed) return
       this.host.counters.bytesFromPod += chunk.length
       this.host.countersChanged?.()
+      const channel = Buffer.from([2 * target.index])
       for (let offset = 0; offset < chunk.length; offset += MAX_DATA_PAYLOAD) {
         const end = Math.min(chunk.length, offset + MAX_DATA_PAYLOAD)
-        this.send(Buffer.concat([Buffer.from([2 * target.index]), chunk.subarray(offset, end)]))
+        if (!this.connection.sendParts(channel, chunk.subarray(offset, end))) this.wsBlocked = true
       }
       if (this.wsBlocked && !this.paused.has(target)) {
         socket.pause()

@@ -90,7 +90,10 @@ export class FrameDecoder {
       if (this.queue.length < 8 + length) break
       const word = header.readUInt32BE(0)
       const flags = header[4]!
-      const payload = this.queue.take(8 + length).subarray(8)
+      // header and payload taken apart: a payload that sits in one input chunk (kubectl's tunnel
+      // sends a DATA frame's header and payload as separate WebSocket messages) is not copied
+      this.queue.take(8)
+      const payload = length === 0 ? Buffer.alloc(0) : this.queue.take(length)
       if ((word & 0x80000000) !== 0) {
         frames.push({ _tag: "Control", version: (word >>> 16) & 0x7fff, type: word & 0xffff, flags, payload })
       } else {

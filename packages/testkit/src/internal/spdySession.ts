@@ -11,7 +11,7 @@ import type { Counters, ForwardHost } from "./host.ts"
 import {
   decodeHeaderBlock,
   decodeSynStream,
-  encodeDataFrame,
+  encodeDataHeader,
   encodePing,
   encodeSynReply,
   FLAG_FIN,
@@ -327,7 +327,7 @@ export class SpdySession {
     this.counters.bytesFromPod += chunk.length
     this.host.countersChanged?.()
     for (let offset = 0; offset < chunk.length; offset += MAX_DATA_PAYLOAD) {
-      this.send(encodeDataFrame(pair.dataId, chunk.subarray(offset, Math.min(chunk.length, offset + MAX_DATA_PAYLOAD))))
+      this.sendData(pair.dataId, chunk.subarray(offset, Math.min(chunk.length, offset + MAX_DATA_PAYLOAD)), false)
     }
     if (this.transportBlocked && pair.socket !== undefined && !this.pausedTargets.has(pair)) {
       pair.socket.pause()
@@ -340,11 +340,11 @@ export class SpdySession {
     if (this.closed) return
     if (!pair.dataFinSent && pair.dataId !== undefined) {
       pair.dataFinSent = true
-      this.send(encodeDataFrame(pair.dataId, Buffer.alloc(0), true))
+      this.sendData(pair.dataId, undefined, true)
     }
     if (!pair.errorFinSent && pair.errorId !== undefined) {
       pair.errorFinSent = true
-      this.send(encodeDataFrame(pair.errorId, Buffer.alloc(0), true))
+      this.sendData(pair.errorId, undefined, true)
     }
   }
 
@@ -354,13 +354,13 @@ export class SpdySession {
     const message = `error forwarding port ${pair.port ?? pair.portHeader} to pod ${this.host.pod.name}, uid ${this.host.pod.uid}: ${cause}`
     this.host.debug?.(`spdy: ${message}`)
     if (pair.errorId !== undefined && !pair.errorFinSent) {
-      this.send(encodeDataFrame(pair.errorId, Buffer.from(message, "utf8")))
+      this.sendData(pair.errorId, Buffer.from(message, "utf8"), false)
       pair.errorFinSent = true
-      this.send(encodeDataFrame(pair.errorId, Buffer.alloc(0), true))
+      this.sendData(pair.errorId, undefined, true)
     }
     if (pair.dataId !== undefined && !pair.dataFinSent) {
       pair.dataFinSent = true
-      this.send(encodeDataFrame(pair.dataId, Buffer.alloc(0), true))
+      this.sendData(pair.dataId, undefined, true)
     }
     pair.socket?.destroy()
     this.finishPair(pair)
@@ -411,5 +411,16 @@ export class SpdySession {
   private send(frame: Buffer): void {
     if (this.closed || this.transport.closed()) return
     if (!this.transport.write(frame)) this.transportBlocked = true
+  }
+
+  /** Sends one DATA frame (payload ≤ {@link MAX_DATA_PAYLOAD}); the payload is not copied. */
+  private sendData(streamId: number, payload: Buffer | undefined, fin: boolean): void {
+    if (this.closed || this.transport.closed()) return
+    const length = payload?.length ?? 0
+    const header = encodeDataHeader(streamId, length, fin)
+    const ok = payload === undefined || length === 0 ?
+      this.transport.write(header) :
+      this.transport.writeFrame(header, payload)
+    if (!ok) this.transportBlocked = true
   }
 }

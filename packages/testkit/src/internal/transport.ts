@@ -6,12 +6,17 @@
  * @internal
  */
 import type * as Stream from "node:stream"
-import { closeCodeOf, CloseCode, encodeClose, encodeFrame, Opcode, WsDecoder } from "./websocket.ts"
+import { closeCodeOf, CloseCode, encodeClose, encodeFrame, encodeFrameHead, Opcode, WsDecoder } from "./websocket.ts"
 
 /** What a SPDY session needs from the connection underneath it. */
 export interface Transport {
   /** Sends bytes; `false` means "stop producing until the drain listener fires". */
   readonly write: (chunk: Buffer) => boolean
+  /**
+   * Sends `header` then `payload` as if they were one chunk (same result and backpressure as
+   * `write(Buffer.concat([header, payload]))`), without copying `payload`.
+   */
+  readonly writeFrame: (header: Buffer, payload: Buffer) => boolean
   /** Stops delivering inbound bytes (backpressure towards the client). */
   readonly pause: () => void
   /** Resumes inbound bytes. */
@@ -29,6 +34,30 @@ export interface TransportEvents {
   readonly onClose: () => void
 }
 
+/**
+ * Payloads up to this size are copied next to their header into one buffer (cheaper than an
+ * extra `write` call); larger ones are written by reference after it.
+ */
+export const COPY_LIMIT = 1024
+
+/**
+ * Writes `head` then `payload` to `socket` as one `writev` (corked), or as one small buffer when
+ * the payload is tiny; returns what a single `write` of both would.
+ */
+export const writeParts = (socket: Stream.Duplex, head: Buffer, payload: Uint8Array): boolean => {
+  if (payload.length <= COPY_LIMIT) {
+    const joined = Buffer.allocUnsafe(head.length + payload.length)
+    head.copy(joined, 0)
+    joined.set(payload, head.length)
+    return socket.write(joined)
+  }
+  socket.cork()
+  socket.write(head)
+  const ok = socket.write(payload)
+  socket.uncork()
+  return ok
+}
+
 /** Plain SPDY: the upgraded socket carries the SPDY byte stream directly. */
 export const socketTransport = (socket: Stream.Duplex, events: TransportEvents): Transport => {
   let closed = false
@@ -42,6 +71,7 @@ export const socketTransport = (socket: Stream.Duplex, events: TransportEvents):
   })
   return {
     write: (chunk) => closed ? true : socket.write(chunk),
+    writeFrame: (header, payload) => closed ? true : writeParts(socket, header, payload),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
     destroy: () => socket.destroy(),
@@ -66,7 +96,8 @@ export class WsConnection {
   private readonly socket: Stream.Duplex
   private readonly events: WsEvents
   private readonly mode: "stream" | "message"
-  private readonly decoder = new WsDecoder()
+  /** Socket reads belong to nobody else, so payloads are unmasked where they arrived. */
+  private readonly decoder = new WsDecoder({ inPlace: true })
   private fragments: Array<Buffer> = []
   private closeSent = false
   private closedFlag = false
@@ -153,6 +184,16 @@ export class WsConnection {
     return this.socket.write(encodeFrame(Opcode.Binary, payload))
   }
 
+  /**
+   * Sends one binary message made of `prefix` (a few bytes: a SPDY frame header, a channel
+   * byte) followed by `payload`, without copying `payload` into a frame buffer. Same result
+   * and return value as `send(Buffer.concat([prefix, payload]))`.
+   */
+  sendParts(prefix: Uint8Array, payload: Uint8Array): boolean {
+    if (this.closedFlag || this.closeSent) return true
+    return writeParts(this.socket, encodeFrameHead(Opcode.Binary, prefix, payload.length), payload)
+  }
+
   /** Sends a close frame and half-closes; the socket is destroyed if the peer lingers. */
   close(code: number = CloseCode.Normal, reason = ""): void {
     if (this.closedFlag) return
@@ -198,6 +239,7 @@ export const tunnelTransport = (
   socket.on("close", () => events.onClose())
   const transport: Transport = {
     write: (chunk) => connection.send(chunk),
+    writeFrame: (header, payload) => connection.sendParts(header, payload),
     pause: () => connection.pause(),
     resume: () => connection.resume(),
     destroy: () => connection.destroy(),

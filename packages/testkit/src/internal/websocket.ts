@@ -49,9 +49,74 @@ export class WsProtocolError extends Error {
 /** The largest frame payload accepted (a guard against garbage lengths). */
 export const MAX_WS_PAYLOAD = 16 * 1024 * 1024
 
+// -------------------------------------------------------------------------------------------------
+// masking
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
+
+/** Payloads shorter than this are unmasked byte by byte (a typed-array view costs more). */
+const WORDWISE_MIN = 32
+
+/**
+ * XORs `data` in place with the 4-byte `mask`, starting at mask byte `phase` (0–3), and returns
+ * the phase after the last byte. Fragments of one payload can be unmasked one after the other by
+ * passing the returned phase on: `unmask(b, m, unmask(a, m, 0))` equals unmasking `a ++ b`.
+ *
+ * Works a 32-bit word at a time over the 4-byte-aligned middle of `data` (whatever its offset in
+ * its `ArrayBuffer`), bytewise over the unaligned head and tail.
+ */
+export const unmask = (data: Uint8Array, mask: Uint8Array, phase = 0): number => {
+  const length = data.length
+  let p = phase & 3
+  let i = 0
+  if (length >= WORDWISE_MIN) {
+    // head: up to 3 bytes until the absolute offset is 4-byte aligned
+    const head = (4 - (data.byteOffset & 3)) & 3
+    for (; i < head; i++, p = (p + 1) & 3) data[i] = data[i]! ^ mask[p]!
+    const words = (length - i) >>> 2
+    // the mask rotated to the phase of the first aligned byte, in memory order
+    const b0 = mask[p]!
+    const b1 = mask[(p + 1) & 3]!
+    const b2 = mask[(p + 2) & 3]!
+    const b3 = mask[(p + 3) & 3]!
+    const word = LITTLE_ENDIAN ?
+      (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)) :
+      ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3)
+    const view = new Int32Array(data.buffer, data.byteOffset + i, words)
+    let w = 0
+    for (const end = words - 3; w < end; w += 4) {
+      view[w] = view[w]! ^ word
+      view[w + 1] = view[w + 1]! ^ word
+      view[w + 2] = view[w + 2]! ^ word
+      view[w + 3] = view[w + 3]! ^ word
+    }
+    for (; w < words; w++) view[w] = view[w]! ^ word
+    i += words << 2 // whole words keep the phase
+  }
+  for (; i < length; i++, p = (p + 1) & 3) data[i] = data[i]! ^ mask[p]!
+  return p
+}
+
+// -------------------------------------------------------------------------------------------------
+// decoding
+
+/** Options of {@link WsDecoder}. */
+export interface WsDecoderOptions {
+  /**
+   * Unmask payloads inside the pushed chunks themselves instead of into copies: the decoder then
+   * owns (and modifies) every chunk pushed to it. For socket reads, which nothing else keeps.
+   */
+  readonly inPlace?: boolean
+}
+
 /** Incremental decoder: feed TCP chunks, get whole frames back in order. */
 export class WsDecoder {
   private readonly queue = new ByteQueue()
+  private readonly inPlace: boolean
+
+  constructor(options: WsDecoderOptions = {}) {
+    this.inPlace = options.inPlace ?? false
+  }
 
   /** Adds bytes and returns every frame they complete. */
   push(chunk: Buffer): Array<WsFrame> {
@@ -83,18 +148,70 @@ export class WsDecoder {
       const masked = (b1 & 0x80) !== 0
       if (masked) headerLength += 4
       if (available < headerLength + length) break
-      const frame = this.queue.take(headerLength + length)
-      let payload = frame.subarray(headerLength)
-      if (masked) {
-        const mask = frame.subarray(headerLength - 4, headerLength)
-        const unmasked = Buffer.allocUnsafe(length)
-        for (let i = 0; i < length; i++) unmasked[i] = payload[i]! ^ mask[i & 3]!
-        payload = unmasked
+      const header = this.queue.take(headerLength)
+      let payload: Buffer
+      if (length === 0) {
+        payload = Buffer.alloc(0)
+      } else if (!masked) {
+        payload = this.queue.take(length)
+      } else {
+        const mask = header.subarray(headerLength - 4, headerLength)
+        if (this.inPlace) {
+          // a view of the input chunk when the payload sits in one (else a fresh copy)
+          payload = this.queue.take(length)
+        } else {
+          // one copy into a buffer of our own: the input chunks stay untouched
+          payload = Buffer.allocUnsafe(length)
+          this.queue.takeInto(payload)
+        }
+        unmask(payload, mask)
       }
       frames.push({ fin: (b0 & 0x80) !== 0, opcode, masked, payload })
     }
     return frames
   }
+}
+
+// -------------------------------------------------------------------------------------------------
+// encoding
+
+/** Length of a frame header for a payload of `length` bytes. */
+const headerLengthFor = (length: number, mask: boolean): number =>
+  (length < 126 ? 2 : length < 65536 ? 4 : 10) + (mask ? 4 : 0)
+
+/**
+ * Writes a frame header (without masking key) into `target` at `offset`; returns the offset
+ * after it.
+ */
+const writeHeader = (target: Buffer, offset: number, opcode: number, length: number, fin: boolean, mask: boolean): number => {
+  target[offset] = (fin ? 0x80 : 0) | opcode
+  const maskBit = mask ? 0x80 : 0
+  if (length < 126) {
+    target[offset + 1] = maskBit | length
+    return offset + 2
+  }
+  if (length < 65536) {
+    target[offset + 1] = maskBit | 126
+    target.writeUInt16BE(length, offset + 2)
+    return offset + 4
+  }
+  target[offset + 1] = maskBit | 127
+  target.writeUInt32BE(0, offset + 2)
+  target.writeUInt32BE(length, offset + 6)
+  return offset + 10
+}
+
+/**
+ * The header of an unmasked (server) frame whose payload is `prefix` followed by `rest` bytes,
+ * with `prefix` already appended: send it, then the `rest` bytes themselves, so that a large
+ * payload is never copied into a frame buffer.
+ */
+export const encodeFrameHead = (opcode: number, prefix: Uint8Array, rest: number, fin = true): Buffer => {
+  const length = prefix.length + rest
+  const head = Buffer.allocUnsafe(headerLengthFor(length, false) + prefix.length)
+  const offset = writeHeader(head, 0, opcode, length, fin, false)
+  head.set(prefix, offset)
+  return head
 }
 
 /**
@@ -106,31 +223,17 @@ export const encodeFrame = (
   payload: Uint8Array,
   options: { readonly fin?: boolean; readonly mask?: boolean } = {}
 ): Buffer => {
-  const fin = options.fin ?? true
+  const mask = options.mask ?? false
   const length = payload.length
-  const headerLength = (length < 126 ? 2 : length < 65536 ? 4 : 10) + (options.mask ? 4 : 0)
-  const frame = Buffer.allocUnsafe(headerLength + length)
-  frame[0] = (fin ? 0x80 : 0) | opcode
-  const maskBit = options.mask ? 0x80 : 0
-  let offset: number
-  if (length < 126) {
-    frame[1] = maskBit | length
-    offset = 2
-  } else if (length < 65536) {
-    frame[1] = maskBit | 126
-    frame.writeUInt16BE(length, 2)
-    offset = 4
-  } else {
-    frame[1] = maskBit | 127
-    frame.writeUInt32BE(0, 2)
-    frame.writeUInt32BE(length, 6)
-    offset = 10
-  }
-  if (options.mask) {
-    const mask = Crypto.randomBytes(4)
-    mask.copy(frame, offset)
+  const frame = Buffer.allocUnsafe(headerLengthFor(length, mask) + length)
+  let offset = writeHeader(frame, 0, opcode, length, options.fin ?? true, mask)
+  if (mask) {
+    const key = Crypto.randomBytes(4)
+    key.copy(frame, offset)
     offset += 4
-    for (let i = 0; i < length; i++) frame[offset + i] = payload[i]! ^ mask[i & 3]!
+    const body = frame.subarray(offset)
+    body.set(payload)
+    unmask(body, key)
   } else {
     frame.set(payload, offset)
   }
