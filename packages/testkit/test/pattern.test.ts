@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Backend } from "../src/index.ts"
 import { PatternCache, PatternGenerator, PatternReader } from "../src/internal/backends.ts"
+import { seeded } from "./helpers/signal.ts"
 
 /** The definition: xorshift32 (13, 17, 5) from 0x9e3779b9, the low byte of every state. */
 const reference = (length: number): Buffer => {
@@ -20,14 +21,6 @@ const reference = (length: number): Buffer => {
   return out
 }
 
-/** mulberry32, so that failures reproduce. */
-const seeded = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = seed
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
 
 const REF = reference(6 * 1024 * 1024 + 777)
 

@@ -13,6 +13,7 @@ import { SpdySession } from "../src/internal/spdySession.ts"
 import type { Transport } from "../src/internal/transport.ts"
 import { Backend, FakeCluster } from "../src/index.ts"
 import { portForward } from "./helpers/kubectl.ts"
+import { Signal } from "./helpers/signal.ts"
 
 /** A session wired to an in-memory transport and an echo server. */
 const harness = Effect.gen(function*() {
@@ -28,16 +29,16 @@ const harness = Effect.gen(function*() {
   const echoPort = (echo.address() as Net.AddressInfo).port
   const written: Array<Spdy.Frame> = []
   const decoder = new Spdy.FrameDecoder()
-  const listeners = new Set<() => void>()
+  const signal = new Signal()
   const transport: Transport = {
     write: (chunk) => {
       written.push(...decoder.push(chunk))
-      listeners.forEach((l) => l())
+      signal.notify()
       return true
     },
     writeFrame: (header, payload) => {
       written.push(...decoder.push(header), ...decoder.push(payload))
-      listeners.forEach((l) => l())
+      signal.notify()
       return true
     },
     pause: () => undefined,
@@ -61,19 +62,7 @@ const harness = Effect.gen(function*() {
       Effect.map((block) => session.feed(Spdy.encodeSynStream(id, block)))
     )
   const waitFrames = (predicate: (frames: ReadonlyArray<Spdy.Frame>) => boolean) =>
-    Effect.callback<ReadonlyArray<Spdy.Frame>>((resume) => {
-      const check = () => {
-        if (!predicate(written)) return false
-        resume(Effect.succeed(written))
-        return true
-      }
-      if (check()) return
-      const l = () => {
-        if (check()) listeners.delete(l)
-      }
-      listeners.add(l)
-      return Effect.sync(() => listeners.delete(l))
-    }).pipe(Effect.timeout("10 seconds"))
+    signal.until(() => predicate(written) ? written : undefined).pipe(Effect.timeout("10 seconds"))
   return { session, written, counters, syn, waitFrames }
 })
 

@@ -14,15 +14,8 @@ import { socketTransport, WsConnection } from "../src/internal/transport.ts"
 import * as Ws from "../src/internal/websocket.ts"
 import { clientNodeForward, echoExactly } from "./helpers/clientNode.ts"
 import { randomBytes, sha256, spawnProcess } from "./helpers/kubectl.ts"
+import { seeded, Signal } from "./helpers/signal.ts"
 
-/** A small deterministic PRNG (mulberry32) so that failures reproduce. */
-const seeded = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = seed
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
 
 describe("WebSocket framing", () => {
   it("computes Sec-WebSocket-Accept as RFC 6455 does", () => {
@@ -235,9 +228,9 @@ const rawWs = (url: string, path: string, protocols: ReadonlyArray<string>): Eff
       let parsed = false
       const decoder = new Ws.WsDecoder()
       const messages: Array<Buffer> = []
-      const listeners = new Set<() => void>()
+      const signal = new Signal()
       let closeCode: number | undefined | null = null
-      const notify = () => listeners.forEach((l) => l())
+      const notify = signal.notify
       const onFrames = (chunk: Buffer) => {
         for (const frame of decoder.push(chunk)) {
           if (frame.opcode === Ws.Opcode.Binary) messages.push(frame.payload)
@@ -248,21 +241,7 @@ const rawWs = (url: string, path: string, protocols: ReadonlyArray<string>): Eff
         }
         notify()
       }
-      const waitFor = <A>(ready: () => A | undefined) =>
-        Effect.callback<A>((resume) => {
-          const check = () => {
-            const value = ready()
-            if (value === undefined) return false
-            resume(Effect.succeed(value))
-            return true
-          }
-          if (check()) return
-          const l = () => {
-            if (check()) listeners.delete(l)
-          }
-          listeners.add(l)
-          return Effect.sync(() => listeners.delete(l))
-        })
+      const waitFor = <A>(ready: () => A | undefined) => signal.until(ready)
       socket.on("close", () => {
         if (closeCode === null) closeCode = undefined
         notify()

@@ -7,6 +7,7 @@ import * as K8s from "@kubernetes/client-node"
 import { Effect, type Scope } from "effect"
 import * as Net from "node:net"
 import * as Stream from "node:stream"
+import { Signal } from "./signal.ts"
 
 /** What a {@link clientNodeForward} forwards to. */
 export type ClientNodeTarget =
@@ -54,10 +55,10 @@ export const clientNodeForward = (
         kc.loadFromFile(kubeconfigPath)
         const forward = new K8s.PortForward(kc)
         const errors: Array<string> = []
-        const listeners = new Set<() => void>()
+        const signal = new Signal()
         const report = (text: string) => {
           errors.push(text)
-          for (const listener of [...listeners]) listener()
+          signal.notify()
         }
         const sockets = new Set<Net.Socket>()
         const webSockets = new Set<{ terminate?: () => void; close: () => void }>()
@@ -88,21 +89,7 @@ export const clientNodeForward = (
             }
           )
         })
-        const waitForError = (re: RegExp) =>
-          Effect.callback<string>((resume) => {
-            const check = (): boolean => {
-              const found = errors.find((e) => re.test(e))
-              if (found === undefined) return false
-              resume(Effect.succeed(found))
-              return true
-            }
-            if (check()) return
-            const listener = () => {
-              if (check()) listeners.delete(listener)
-            }
-            listeners.add(listener)
-            return Effect.sync(() => listeners.delete(listener))
-          })
+        const waitForError = (re: RegExp) => signal.until(() => errors.find((e) => re.test(e)))
         const close = () =>
           new Promise<void>((done) => {
             closing = true

@@ -8,6 +8,7 @@ import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
+import { Signal } from "./signal.ts"
 
 /** The directory holding kubectl.1.27 … kubectl.1.33 (next to the dispatcher). */
 export const kubectlDir: string = (() => {
@@ -93,10 +94,8 @@ export const spawnProcess = (
       const partial = { stdout: "", stderr: "" }
       let stderrText = ""
       let exitInfo: ExitInfo | undefined
-      const listeners = new Set<() => void>()
-      const notify = () => {
-        for (const listener of [...listeners]) listener()
-      }
+      const signal = new Signal()
+      const notify = signal.notify
       for (const stream of ["stdout", "stderr"] as const) {
         child[stream].setEncoding("utf8")
         child[stream].on("data", (text: string) => {
@@ -124,27 +123,14 @@ export const spawnProcess = (
         })
       })
       const waitForLine = (stream: "stdout" | "stderr", re: RegExp) =>
-        Effect.callback<RegExpExecArray, KubectlExited>((resume) => {
-          const check = (): boolean => {
-            for (const line of lines[stream]) {
-              const m = re.exec(line)
-              if (m) {
-                resume(Effect.succeed(m))
-                return true
-              }
-            }
-            if (exitInfo !== undefined) {
-              resume(Effect.fail(new KubectlExited({ ...exitInfo, stderr: stderrText, waitingFor: String(re) })))
-              return true
-            }
-            return false
+        signal.when((): Effect.Effect<RegExpExecArray, KubectlExited> | undefined => {
+          for (const line of lines[stream]) {
+            const m = re.exec(line)
+            if (m) return Effect.succeed(m)
           }
-          if (check()) return
-          const listener = () => {
-            if (check()) listeners.delete(listener)
-          }
-          listeners.add(listener)
-          return Effect.sync(() => listeners.delete(listener))
+          return exitInfo === undefined
+            ? undefined
+            : Effect.fail(new KubectlExited({ ...exitInfo, stderr: stderrText, waitingFor: String(re) }))
         })
       const kubectl: Kubectl & { readonly child: ChildProcess.ChildProcess; readonly exited: Promise<ExitInfo> } = {
         child,
