@@ -202,9 +202,13 @@ const makeSpawner = (options: Options) => {
         const exited = yield* Deferred.make<ExitStatus>()
         let status: ExitStatus | undefined
         const subprocess = execa(binary, [...flags, ...args], {
+          // its own process group, signalled as a whole by subprocess.kill
           killDescendants: true,
-          forceKillAfterDelay: grace,
-          cleanup: true,
+          // the grace period and SIGKILL are ours (below); with the watchdog on, it also covers
+          // this process exiting without finalizers, which is what execa's cleanup hooks do —
+          // leaving both off saves ~0.85 ms of CPU per spawn
+          forceKillAfterDelay: false,
+          cleanup: !useWatchdog,
           stdin: "ignore",
           stdout: "pipe",
           stderr: "pipe",
@@ -250,8 +254,14 @@ const makeSpawner = (options: Options) => {
           Effect.tap(() => Effect.sync(() => useWatchdog && Watchdog.release(pid)))
         )
         const kill = Effect.suspend(() => {
-          if (!Deferred.isDoneUnsafe(exited)) subprocess.kill("SIGTERM")
-          return exit
+          if (Deferred.isDoneUnsafe(exited)) return exit
+          subprocess.kill("SIGTERM")
+          return exit.pipe(
+            Effect.timeoutOrElse({
+              duration: grace,
+              orElse: () => Effect.sync(() => signalGroup(pid, "SIGKILL")).pipe(Effect.andThen(exit))
+            })
+          )
         })
         const process: KubectlProcess = {
           pid,
