@@ -50,10 +50,17 @@ export const render = (r: Results): string => {
     ""
   )
   if (r.mode === "quick") p("> **Quick mode**: few runs and small transfers, for smoke tests only. Do not quote these numbers.", "")
+  if (r.machine.loadAvgStart[0] > 1.5 * r.machine.cores) {
+    p(
+      `> **Busy machine.** The load average was ${r.machine.loadAvgStart[0].toFixed(1)} on ${r.machine.cores} cores when this run`,
+      "> started: other work competed with the contenders, so read differences of a few milliseconds or a few percent",
+      "> as noise.",
+      ""
+    )
+  }
   p(
-    "> **Noisy machine.** This run was made on a 2-core development machine while other engineers were running",
-    "> test suites on it (load average below). The lead will re-run `npm run bench` on a quiet machine; until then,",
-    "> read differences of a few milliseconds or a few percent as noise.",
+    "> On 2 cores the bench's own load (kubectl, the fake server and the throughput client run side by side) lifts",
+    "> the load average during the run; every contender runs under the same conditions, interleaved round by round.",
     ""
   )
 
