@@ -2,51 +2,41 @@
  * A guard against leaks when the owning Node process dies without running its finalizers
  * (SIGKILL, a crash in native code, an OOM kill).
  *
- * One small watchdog process per owner, started on first use: the owner keeps a pipe to its
- * stdin and writes `+PGID` / `-PGID` lines as it starts and reaps kubectl process groups. The
- * watchdog never reads anything else and never exits on signals; when the pipe closes (the
- * owner is gone, however it died) it sends SIGTERM to every group still registered, SIGKILL a
- * second later, and exits.
+ * One small watchdog process per owner (a `/bin/sh` loop), started with the Kubectl layer:
+ * the owner keeps a pipe to its stdin and writes `+PGID` / `-PGID` lines as it starts and
+ * reaps kubectl process groups. The watchdog never reads anything else and ignores the usual
+ * termination signals; when the pipe closes (the owner is gone, however it died) it sends
+ * SIGTERM to every group still registered, SIGKILL a second later, and exits.
  *
  * @internal
  */
 import { type ChildProcess, spawn } from "node:child_process"
 
-/** The watchdog program. A constant: no value from outside is ever part of it. */
-const WATCHDOG_SOURCE = `
-"use strict";
-const groups = new Set();
-let buffer = "";
-let reaping = false;
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGPIPE"]) process.on(signal, () => {});
-const signalAll = (signal) => {
-  for (const pgid of groups) {
-    try { process.kill(-pgid, signal); } catch { groups.delete(pgid); }
-  }
-};
-const reap = () => {
-  if (reaping) return;
-  reaping = true;
-  signalAll("SIGTERM");
-  if (groups.size === 0) process.exit(0);
-  setTimeout(() => { signalAll("SIGKILL"); process.exit(0); }, 1000);
-};
-process.stdin.setEncoding("utf8");
-process.stdin.on("data", (chunk) => {
-  buffer += chunk;
-  let i;
-  while ((i = buffer.indexOf("\\n")) >= 0) {
-    const line = buffer.slice(0, i);
-    buffer = buffer.slice(i + 1);
-    const pgid = Number(line.slice(1));
-    if (!Number.isInteger(pgid) || pgid <= 1) continue;
-    if (line[0] === "+") groups.add(pgid);
-    else if (line[0] === "-") groups.delete(pgid);
-  }
-});
-process.stdin.on("end", reap);
-process.stdin.on("error", reap);
-process.stdin.on("close", reap);
+/**
+ * The watchdog program, for `/bin/sh` (about 1 MiB of memory where a Node process takes ~48).
+ *
+ * It is a constant: no value from outside is ever part of it. The only input is what this
+ * module writes to its stdin, `+PGID` / `-PGID` lines, and any line that is not a sign followed
+ * by a process-group number above 1 is ignored. It ignores the usual termination signals so
+ * that a Ctrl-C in the owner's terminal cannot take it down before the owner has cleaned up.
+ */
+const WATCHDOG_SCRIPT = `
+trap '' INT TERM HUP PIPE
+groups=' '
+while IFS= read -r line; do
+  case $line in
+    [+-]*[!0-9]* | [+-] | [+-]0* | [+-]1) ;;
+    +*) groups="$groups\${line#+} " ;;
+    -*) gone=\${line#-}; kept=' '
+        for g in $groups; do [ "$g" = "$gone" ] || kept="$kept$g "; done
+        groups=$kept ;;
+  esac
+done
+[ "$groups" = ' ' ] && exit 0
+for g in $groups; do kill -s TERM -- "-$g" 2>/dev/null; done
+sleep 1
+for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
+exit 0
 `
 
 let current: ChildProcess | undefined
@@ -56,10 +46,10 @@ const ensure = (): ChildProcess | undefined => {
     return current
   }
   try {
-    const child = spawn(process.execPath, ["-e", WATCHDOG_SOURCE], {
+    const child = spawn("/bin/sh", ["-c", WATCHDOG_SCRIPT], {
       detached: true,
       stdio: ["pipe", "ignore", "ignore"],
-      env: {}
+      env: { PATH: "/usr/bin:/bin" }
     })
     child.on("error", () => {
       if (current === child) current = undefined
