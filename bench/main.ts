@@ -121,12 +121,12 @@ const findKubectl = (version: string): Promise<KubectlInfo | undefined> =>
     Effect.catch(() => Effect.succeed(undefined))
   ))
 
-/** kube-forward's watchdog: a child Node process of this one, started with `-e <source>`. */
+/** kube-forward's watchdog: a child `/bin/sh -c <script>` of this process (its script tracks `groups`). */
 const findWatchdog = (): number | undefined =>
   descendants(process.pid).find((pid) => {
     try {
       const cmd = Fs.readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0")
-      return cmd[1] === "-e" && cmd[2]?.includes("groups") === true
+      return cmd[1] === "-c" && cmd[2]?.includes("groups") === true
     } catch {
       return false
     }

@@ -384,10 +384,11 @@ export const execaKubectl = (id: string, label: string, s: Settings): Contender 
   open: async (t) => {
     const { execa } = await import("execa")
     const marks: Record<string, number> = {}
+    // the options of @kube-forward/core's Kubectl layer (packages/core/src/Kubectl.ts)
     const child = execa(s.kubectl, kubeForwardArgs(s, t), {
       killDescendants: true,
-      forceKillAfterDelay: 2000,
-      cleanup: true,
+      forceKillAfterDelay: false,
+      cleanup: false,
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",

@@ -329,7 +329,7 @@ export const render = (r: Results): string => {
     "",
     r.watchdog === undefined
       ? "kube-forward's watchdog process was not found."
-      : `Besides its kubectl processes, kube-forward starts one watchdog Node process per application process (\`node -e …\`, pid ${r.watchdog.pid}): ${fmt(r.watchdog.rssKiB / 1024)} MiB RSS, once, however many forwards are open.`,
+      : `Besides its kubectl processes, kube-forward starts one watchdog process per application process (\`/bin/sh -c …\`, pid ${r.watchdog.pid}): ${fmt(r.watchdog.rssKiB / 1024)} MiB RSS, once, however many forwards are open.`,
     ""
   )
 
@@ -460,29 +460,23 @@ const MEMORY_LABELS: Record<string, string> = {
 }
 
 const PROPOSALS: ReadonlyArray<string> = [
-  "**Proposed library changes (not made).** CPU figures per forward come from `bench/profile.ts` (V8 CPU profile of 100",
-  "`make` + close cycles, run by hand: `npx node --conditions=source bench/profile.ts`); on the development machine it",
-  "showed, per forward: `child_process.spawn` itself ~4.3 ms (the fork, shared with every kubectl-based contender), execa",
-  "on top of it ~1.1 ms (~0.7 ms spawn side, ~0.4 ms its kill wrapper), the Effect runtime ~1.4 ms, GC ~0.5 ms, the",
-  "watchdog's synchronous pipe writes ~0.35 ms.",
+  "**What was changed after the first runs, and what is left.** CPU figures per forward come from `bench/profile.ts`",
+  "(V8 CPU profile of 100 `make` + close cycles, run by hand: `npx node --conditions=source bench/profile.ts`). Before the",
+  "changes below it showed, per forward: `child_process.spawn` itself ~4.3 ms (the fork, shared with every kubectl-based",
+  "contender), execa on top of it ~1.1 ms, the Effect runtime ~1.4 ms, GC ~0.5 ms, the watchdog's pipe writes ~0.35 ms.",
   "",
-  "1. **Spawn kubectl with `node:child_process.spawn(binary, args, { detached: true, stdio: [\"ignore\", \"pipe\", \"pipe\"] })`",
-  "   instead of execa.** execa's own code (option normalisation, stdio set-up, `signal-exit` hooks, result promises, its",
-  "   kill wrapper) is ~1 ms CPU per forward on top of `child_process.spawn`, and in the memory table execa's",
-  "   subprocess object is most of kube-forward's heap per open forward (compare the execa-alone row). The Kubectl layer already",
-  "   does its own group kill, grace period, reaping and watchdog, so what it uses of execa is `detached: true` plus a timer.",
-  "2. **A lighter watchdog, started off the critical path.** It is a whole Node process (RSS in the memory table) that boots",
-  "   inside the first `spawn` (the cold-start row pays for it while kubectl starts) and wakes a V8 event loop for every",
-  "   `+pid`/`-pid` line (watchdog CPU row; the writes are synchronous in the caller too). A `/bin/sh` loop (`while read -r l; do …; done`, then `kill -TERM -- -$pgid` for",
-  "   what is left) does the same job in ~1 MiB; or start the Node one when the layer is built rather than in `spawn`.",
-  "3. **Signal ready from the `data` handler.** The `Forwarding from` line travels execa stream → `LineSplitter` → `Queue` →",
-  "   `Stream` → fiber → `Deferred`; completing the `ready` Deferred straight from the (already synchronous) parser removes",
-  "   scheduler hops from the critical path. Likewise `ioBarrier` + the status/fiber bookkeeping after the check connection",
-  "   (line → ready minus the check connection alone, in the phase table) could run after `make` returns where possible.",
+  "1. **Done: execa without its exit hooks.** execa stays the runner, but the Kubectl layer now does its own kill",
+  "   escalation (SIGKILL to the group after the grace period) and lets the watchdog cover an owner that exits without",
+  "   finalizers, so execa's `cleanup` and `forceKillAfterDelay` machinery is off: 2.45 → 1.61 ms CPU per spawn of",
+  "   `/bin/true` (`child_process.spawn`: 1.12 ms).",
+  "2. **Done: a lighter watchdog, started with the layer.** It was a Node process (~48 MiB RSS) booted inside the first",
+  "   `spawn`; it is now a constant `/bin/sh` loop (RSS in the memory section) started when the Kubectl layer is built.",
+  "3. **Left: signalling ready from the `data` handler.** The `Forwarding from` line travels execa stream →",
+  "   `LineSplitter` → `Queue` → `Stream` → fiber → `Deferred`; completing `ready` from the parser would save a few",
+  "   scheduler hops (the line → ready row minus the check connection alone).",
   "4. **Closing many forwards.** Each forward's `close` is a finalizer of the caller's scope, which runs finalizers one",
   "   after another by default, so N forwards close in N × (kubectl's exit) — see the scale table, sequential vs parallel",
-  "   scope. Either document `Scope.make(\"parallel\")` / `Effect.scoped` with parallel finalizers for bulk use, or send",
-  "   SIGTERM to every kubectl of a scope first and await the exits afterwards (e.g. a `PortForward.makeAll`).",
+  "   scope: for bulk use, open them in a scope made with `Scope.make(\"parallel\")`.",
   "5. What kube-forward cannot change: kubectl's own start-up (phase table: spawn returned → line) and the fork of a large",
   "   Node process inside `child_process.spawn` (the spawn-call row, paid by every kubectl-based contender alike) are ~90 % of",
   "   the ready time. The check connection costs the same as the user's own first round trip would."
