@@ -114,17 +114,15 @@ describe("Kubectl.layer (execa)", () => {
       })
       assert.strictEqual(started.length, 2)
       // hold a connection to each kubectl: its closing is the event that the process is gone
+      // (the listener is attached at once, so a close that comes early is not missed)
       const closed = yield* Effect.forEach(started, ({ port }) =>
-        Effect.callback<Net.Socket>((resume) => {
-          const socket = Net.connect({ host: "127.0.0.1", port }, () => resume(Effect.succeed(socket)))
-        }).pipe(
-          Effect.map((socket) =>
-            Effect.callback<void>((resume) => {
-              socket.once("close", () => resume(Effect.void))
-              socket.resume()
-            })
-          )
-        ))
+        Effect.callback<Promise<void>>((resume) => {
+          const socket = Net.connect({ host: "127.0.0.1", port }, () => {
+            const gone = new Promise<void>((done) => socket.once("close", () => done()))
+            socket.resume()
+            resume(Effect.succeed(gone))
+          })
+        }).pipe(Effect.map((gone) => Effect.promise(() => gone))))
       for (const { pid } of started) assert.isTrue(alive(pid))
       owner.kill("SIGKILL")
       yield* Effect.callback<void>((resume) => {
