@@ -124,10 +124,9 @@ describe("Kubectl.layer (execa)", () => {
           })
         }).pipe(Effect.map((gone) => Effect.promise(() => gone))))
       for (const { pid } of started) assert.isTrue(alive(pid))
+      const ownerExited = new Promise<void>((done) => owner.once("exit", () => done()))
       owner.kill("SIGKILL")
-      yield* Effect.callback<void>((resume) => {
-        owner.once("exit", () => resume(Effect.void))
-      })
+      yield* Effect.promise(() => ownerExited)
       const killedAt = Date.now()
       yield* Effect.all(closed, { concurrency: "unbounded" }).pipe(Effect.timeout("10 seconds"))
       const after = Date.now() - killedAt

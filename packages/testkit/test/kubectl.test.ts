@@ -3,7 +3,7 @@
  * fallback between them), data integrity, concurrency, and the error paths kubectl reports.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
 import * as Net from "node:net"
 import { Backend, FakeCluster } from "../src/index.ts"
 import { exchange, hasKubectl, portForward, randomBytes, sha256, startPortForward } from "./helpers/kubectl.ts"
@@ -144,11 +144,10 @@ describe("kubectl port-forward", () => {
   for (const version of ["1.27", "1.33"]) {
     it.live(`${version}: a local client reset ends only that connection`, () =>
       Effect.gen(function*() {
-        // a pod port that streams forever and reports when its connection closes
-        let podSideClosed: (() => void) | undefined
-        const closed = Effect.callback<void>((resume) => {
-          podSideClosed = () => resume(Effect.void)
-        })
+        // a pod port that streams forever and reports when its connection closes (remembered
+        // even if it happens before the test starts waiting for it)
+        const podSide = yield* Deferred.make<void>()
+        const closed = Deferred.await(podSide)
         const firehose = Backend.handler((socket) => {
           const chunk = Buffer.alloc(64 * 1024, 7)
           const pump = () => {
@@ -156,7 +155,7 @@ describe("kubectl port-forward", () => {
           }
           socket.on("drain", pump)
           socket.on("error", () => socket.destroy())
-          socket.on("close", () => podSideClosed?.())
+          socket.on("close", () => Deferred.doneUnsafe(podSide, Effect.void))
           pump()
         })
         const cluster = yield* FakeCluster.make({

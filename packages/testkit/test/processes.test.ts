@@ -23,10 +23,9 @@ describe("Processes", () => {
       const children = Processes.descendants(pid)
       assert.strictEqual(children.length, 1)
       assert.deepStrictEqual(Processes.group(pid).map((p) => p.pid).sort(), [pid, children[0]].sort())
+      const exited = new Promise<void>((done) => shell.once("exit", () => done()))
       process.kill(-pid, "SIGKILL")
-      yield* Effect.callback<void>((resume) => {
-        shell.once("exit", () => resume(Effect.void))
-      })
+      yield* Effect.promise(() => exited)
       assert.deepStrictEqual(yield* Processes.awaitExit([pid, ...children]), [])
       assert.deepStrictEqual(Processes.live(marker), [])
       assert.isFalse(Processes.isAlive(pid))
