@@ -33,7 +33,7 @@ import { execa } from "execa"
 import * as Fs from "node:fs"
 import { LineSplitter } from "./internal/lines.ts"
 import * as Watchdog from "./internal/watchdog.ts"
-import { KubectlNotFound } from "./PortForwardError.ts"
+import { KubectlFailed, KubectlNotFound } from "./PortForwardError.ts"
 
 /**
  * One line kubectl printed, without its line ending, and which stream it came from.
@@ -69,7 +69,7 @@ export interface KubectlProcess {
   /**
    * Everything kubectl prints, line by line, stdout and stderr interleaved in the order they
    * arrived. Ends when the process has exited and both pipes are closed. Meant for a single
-   * consumer, which should keep reading: kubectl blocks when its output is not drained.
+   * consumer, which should keep reading: lines that are not taken are kept in memory.
    */
   readonly output: Stream.Stream<OutputLine>
   /** Waits for the process (and everything holding its pipes) to end. */
@@ -78,7 +78,8 @@ export interface KubectlProcess {
   readonly exitStatus: Effect.Effect<Option.Option<ExitStatus>>
   /**
    * Ends the whole process tree: SIGTERM to the process group, SIGKILL after the grace
-   * period, then waits until nothing of it is left. Idempotent.
+   * period, then waits for the exit and for the group to empty (what is left of the group
+   * gets SIGKILL too; the wait for it is bounded at 2 seconds). Idempotent.
    */
   readonly kill: Effect.Effect<ExitStatus>
 }
@@ -103,7 +104,9 @@ export class Kubectl extends Context.Service<Kubectl, {
    * front is always safe: kubectl takes global flags before the command, and a later flag
    * overrides an earlier one).
    */
-  readonly spawn: (args: ReadonlyArray<string>) => Effect.Effect<KubectlProcess, KubectlNotFound, Scope.Scope>
+  readonly spawn: (
+    args: ReadonlyArray<string>
+  ) => Effect.Effect<KubectlProcess, KubectlNotFound | KubectlFailed, Scope.Scope>
 }>()("@kube-forward/core/Kubectl") {}
 
 /**
@@ -172,15 +175,38 @@ const signalGroup = (pgid: number, signal: NodeJS.Signals): void => {
 }
 
 /**
+ * A sleep on the real clock. Managing operating-system processes must not depend on the
+ * Effect `Clock`, which a test may have replaced with a `TestClock` that never advances.
+ */
+const realSleep = (millis: number): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), millis)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+/** How long the longest wait for a group to empty after SIGKILL may take. */
+const REAP_LIMIT_MS = 2000
+
+/**
  * After the leader exited: make sure no member of its group outlives it (a wrapper's child that
- * ignored SIGTERM, say). Polls the group briefly; it is normally empty on the first look.
+ * ignored SIGTERM, say). Looks at the group, SIGKILLs what is left and waits for it, up to
+ * {@link REAP_LIMIT_MS}; the group is normally empty on the first look.
  */
 const reapGroup = (pgid: number): Effect.Effect<void> =>
   Effect.gen(function*() {
     if (!isGroupAlive(pgid)) return
     signalGroup(pgid, "SIGKILL")
-    for (let i = 0; i < 400 && isGroupAlive(pgid); i++) yield* Effect.sleep("5 millis")
+    for (let waited = 0; waited < REAP_LIMIT_MS && isGroupAlive(pgid); waited += 5) yield* realSleep(5)
   })
+
+/**
+ * How long kubectl's pipes may stay open after kubectl exited (something it started, in a
+ * session of its own, may have inherited them) before they are closed from our side.
+ */
+const PIPE_DRAIN_MS = 250
+
+/** Spawn errors that mean the binary cannot be run at all (as opposed to a momentary shortage). */
+const NOT_RUNNABLE = new Set(["ENOENT", "EACCES", "ENOTDIR", "ELOOP", "ENAMETOOLONG", "ENOEXEC"])
 
 /** Merges the layer's global flags before the caller's arguments; a later flag overrides an earlier one. */
 const globalFlags = (options: Options): Array<string> => [
@@ -195,10 +221,11 @@ const makeSpawner = (options: Options) => {
   const useWatchdog = options.watchdog ?? true
   const flags = globalFlags(options)
 
-  return (args: ReadonlyArray<string>): Effect.Effect<KubectlProcess, KubectlNotFound, Scope.Scope> =>
+  return (args: ReadonlyArray<string>): Effect.Effect<KubectlProcess, KubectlNotFound | KubectlFailed, Scope.Scope> =>
     Effect.acquireRelease(
       Effect.gen(function*() {
         const queue = yield* Queue.unbounded<OutputLine, Cause.Done>()
+        // completed once: the process exited and its output was read to the end
         const exited = yield* Deferred.make<ExitStatus>()
         let status: ExitStatus | undefined
         const subprocess = execa(binary, [...flags, ...args], {
@@ -220,48 +247,75 @@ const makeSpawner = (options: Options) => {
         const pid = subprocess.pid
         if (pid === undefined) {
           const result = yield* Effect.promise(() => subprocess)
-          return yield* new KubectlNotFound({
-            binary,
-            detail: (result as { readonly code?: string }).code === "ENOENT"
-              ? `${binary} was not found on PATH (set the binary in Kubectl.layer or KUBE_FORWARD_KUBECTL)`
-              : result.shortMessage ?? result.message ?? "spawn failed"
-          })
+          const code = (result as { readonly code?: string }).code
+          const detail = code === "ENOENT"
+            ? `${binary} was not found on PATH (set the binary in Kubectl.layer or KUBE_FORWARD_KUBECTL)`
+            : result.shortMessage ?? result.message ?? "spawn failed"
+          return yield* (code === undefined || NOT_RUNNABLE.has(code)
+            ? new KubectlNotFound({ binary, detail })
+            : new KubectlFailed({ exitCode: null, signal: null, stderr: `could not start ${binary}: ${detail}` }))
         }
         if (useWatchdog) Watchdog.guard(pid)
-        const pipe = (stream: NodeJS.ReadableStream | null, name: OutputLine["stream"]) => {
+
+        // The exit is known when the process has exited and both pipes are closed. A pipe
+        // held open by something that escaped the process group is closed from our side after
+        // PIPE_DRAIN_MS, so neither `exit` nor `kill` can wait for it forever.
+        let exitInfo: ExitStatus | undefined
+        let openPipes = 0
+        let drainTimer: ReturnType<typeof setTimeout> | undefined
+        const settle = () => {
+          if (exitInfo === undefined || openPipes > 0 || Deferred.isDoneUnsafe(exited)) return
+          if (drainTimer !== undefined) clearTimeout(drainTimer)
+          status = exitInfo
+          Queue.endUnsafe(queue)
+          Deferred.doneUnsafe(exited, Effect.succeed(exitInfo))
+        }
+        const pipe = (stream: NodeJS.ReadableStream & { destroy?: () => void } | null, name: OutputLine["stream"]) => {
           if (stream === null) return
+          openPipes++
           const splitter = new LineSplitter()
+          let open = true
           stream.on("data", (chunk: Uint8Array | string) => {
             for (const text of splitter.push(chunk)) Queue.offerUnsafe(queue, { stream: name, text })
           })
-          stream.on("end", () => {
+          stream.on("error", () => {})
+          stream.on("close", () => {
+            if (!open) return
+            open = false
             for (const text of splitter.end()) Queue.offerUnsafe(queue, { stream: name, text })
+            openPipes--
+            settle()
           })
         }
         pipe(subprocess.stdout, "stdout")
         pipe(subprocess.stderr, "stderr")
-        subprocess.then((result) => {
-          status = { exitCode: result.exitCode ?? null, signal: result.signal ?? null }
-          Queue.endUnsafe(queue)
-          Deferred.doneUnsafe(exited, Effect.succeed(status))
-        }, (error: unknown) => {
-          status = { exitCode: null, signal: String(error) }
-          Queue.endUnsafe(queue)
-          Deferred.doneUnsafe(exited, Effect.succeed(status))
+        subprocess.nodeChildProcess.once("exit", (code, signal) => {
+          exitInfo = { exitCode: code, signal }
+          if (openPipes === 0) return settle()
+          drainTimer = setTimeout(() => {
+            subprocess.stdout?.destroy()
+            subprocess.stderr?.destroy()
+          }, PIPE_DRAIN_MS)
+          drainTimer.unref()
         })
-        const exit = Deferred.await(exited).pipe(
-          Effect.tap(() => reapGroup(pid)),
-          Effect.tap(() => Effect.sync(() => useWatchdog && Watchdog.release(pid)))
+        // execa's own result is not used (reject: false, so it never rejects)
+        subprocess.then(() => undefined, () => undefined)
+
+        // reaped once: signalling the group again later could hit a reused process group id
+        const exit = yield* Effect.cached(
+          Deferred.await(exited).pipe(
+            Effect.tap(() => reapGroup(pid)),
+            Effect.tap(() => Effect.sync(() => useWatchdog && Watchdog.release(pid)))
+          )
+        )
+        const escalate = realSleep(grace).pipe(
+          Effect.andThen(Effect.sync(() => signalGroup(pid, "SIGKILL"))),
+          Effect.andThen(Effect.never)
         )
         const kill = Effect.suspend(() => {
           if (Deferred.isDoneUnsafe(exited)) return exit
           subprocess.kill("SIGTERM")
-          return exit.pipe(
-            Effect.timeoutOrElse({
-              duration: grace,
-              orElse: () => Effect.sync(() => signalGroup(pid, "SIGKILL")).pipe(Effect.andThen(exit))
-            })
-          )
+          return Effect.raceFirst(Deferred.await(exited), escalate).pipe(Effect.andThen(exit))
         })
         const process: KubectlProcess = {
           pid,

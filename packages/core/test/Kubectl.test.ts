@@ -93,6 +93,37 @@ describe("Kubectl.layer (execa)", () => {
       assert.deepStrictEqual(inGroup(proc.pid), [])
     }))
 
+  it.live("kill returns even when something outside the group keeps kubectl's pipes open", () =>
+    Effect.gen(function*() {
+      // the wrapper leaves a process in a session of its own holding stdout/stderr, then
+      // becomes kubectl; the group kill cannot reach that process
+      const marker = 3000 + (process.pid % 997)
+      const file = yield* wrapper(`setsid sleep ${marker} &\nexec $KUBECTL "$@"`)
+      const kubectl = yield* Kubectl.Kubectl.pipe(Effect.provide(Kubectl.layer({ binary: file, env })))
+      const proc = yield* kubectl.spawn(["proxy", "--port=0"])
+      yield* serving(proc)
+      const holder = Processes.live(`sleep ${marker}`)
+      assert.strictEqual(holder.length, 1, "the pipe holder runs")
+      yield* Effect.addFinalizer(() => Effect.sync(() => holder.forEach((p) => process.kill(p.pid, "SIGKILL"))))
+      const exit = yield* proc.kill.pipe(Effect.timeout("10 seconds"))
+      assert.strictEqual(exit.signal, "SIGTERM")
+      assert.isFalse(alive(proc.pid))
+    }))
+
+  it.effect("kill escalates on the real clock, also under a TestClock", () =>
+    Effect.gen(function*() {
+      const file = yield* wrapper(`trap '' TERM\n$KUBECTL "$@" &\nwhile :; do wait; done`)
+      const kubectl = yield* Kubectl.Kubectl.pipe(
+        Effect.provide(Kubectl.layer({ binary: file, env, killGrace: "300 millis" }))
+      )
+      const proc = yield* kubectl.spawn(["proxy", "--port=0"])
+      yield* serving(proc)
+      // nothing advances the TestClock here: the grace period must still run out
+      const exit = yield* proc.kill
+      assert.strictEqual(exit.signal, "SIGKILL")
+      assert.deepStrictEqual(inGroup(proc.pid), [])
+    }), { timeout: 20_000 })
+
   it.live("the watchdog ends kubectl when its owner is killed with SIGKILL", () =>
     Effect.gen(function*() {
       const owner = spawn(process.execPath, [
