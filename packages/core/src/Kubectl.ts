@@ -32,6 +32,7 @@ import {
 import { execa } from "execa"
 import * as Fs from "node:fs"
 import { LineSplitter } from "./internal/lines.ts"
+import { realSleep } from "./internal/time.ts"
 import * as Watchdog from "./internal/watchdog.ts"
 import { KubectlFailed, KubectlNotFound } from "./PortForwardError.ts"
 
@@ -173,16 +174,6 @@ const signalGroup = (pgid: number, signal: NodeJS.Signals): void => {
     // the group is gone already
   }
 }
-
-/**
- * A sleep on the real clock. Managing operating-system processes must not depend on the
- * Effect `Clock`, which a test may have replaced with a `TestClock` that never advances.
- */
-const realSleep = (millis: number): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), millis)
-    return Effect.sync(() => clearTimeout(timer))
-  })
 
 /** How long the longest wait for a group to empty after SIGKILL may take. */
 const REAP_LIMIT_MS = 2000

@@ -25,7 +25,6 @@
  * @since 0.1.0
  */
 import {
-  Clock,
   type Config,
   Deferred,
   Duration,
@@ -52,6 +51,7 @@ import {
   parseStreamError
 } from "./internal/output.ts"
 import { ioBarrier, probe } from "./internal/probe.ts"
+import { realSleep } from "./internal/time.ts"
 import * as Kubectl from "./Kubectl.ts"
 import * as PortAllocator from "./PortAllocator.ts"
 import {
@@ -171,31 +171,48 @@ class ForwardingTable {
     }
     this.lines[index].push(line)
   }
-  /** Every port has a line for each explicit address (or at least one line, with `localhost`). */
+  /**
+   * Every port has a line for each explicit address, plus one for `localhost` (kubectl binds
+   * it on 127.0.0.1 and ::1 and reports whichever worked; it fails only if neither did).
+   */
   get complete(): boolean {
-    const expected = this.addresses.includes("localhost") ? 1 : this.addresses.length
+    const expected = this.addresses.filter((a) => a !== "localhost").length + (this.addresses.includes("localhost") ? 1 : 0)
     return this.lines.every((l) => l.length >= expected)
+  }
+  /** The requested remote port of the local port `local` of this attempt. */
+  remoteOf(local: number, ports: ReadonlyArray<{ readonly remote: RemotePort }>): RemotePort | undefined {
+    const i = this.locals.indexOf(local)
+    return i === -1 ? undefined : ports[i].remote
   }
 }
 
+/** How long a failed check connection waits for kubectl's exit to explain it. */
+const EXPLAIN_WAIT_MS = 200
+
 /**
  * Starts one kubectl process for `spec` with the given local ports (`0` = any) and waits
- * until it is ready (and verified). Everything it starts belongs to the current scope.
+ * until it is ready (and verified), within `spec.readyTimeout`. Everything it starts belongs to
+ * the current scope.
  */
 const runAttempt = Effect.fnUntraced(function*(
   kubectl: Kubectl.Kubectl["Service"],
   spec: ForwardSpec,
   locals: ReadonlyArray<number>,
-  ctx: FailureContext,
-  deadline: number
+  forwardCtx: FailureContext
 ) {
   const process = yield* kubectl.spawn(portForwardArgs(spec, locals))
   const table = new ForwardingTable(locals, spec.addresses)
+  const ctx: FailureContext = {
+    ...forwardCtx,
+    remoteOf: (local) => table.remoteOf(local, spec.ports) ?? forwardCtx.remoteOf(local)
+  }
   const stderr: Array<string> = []
   let streamErrors = 0
+  let listenFailed = false
   const ready = yield* Deferred.make<ReadonlyArray<ForwardedPort>, PortForwardError>()
   const ended = yield* Deferred.make<{ readonly exit: ExitInfo; readonly stderr: ReadonlyArray<string> }>()
   const lossReason = yield* Ref.make<string | undefined>(undefined)
+  const running = { exitCode: null, signal: null }
 
   const onLine = (line: Kubectl.OutputLine): void => {
     if (line.stream === "stdout") {
@@ -218,9 +235,10 @@ const runAttempt = Effect.fnUntraced(function*(
     stderr.push(line.text)
     if (stderr.length > MAX_STDERR_LINES) stderr.splice(0, stderr.length - MAX_STDERR_LINES)
     if (parseStreamError(line.text) !== undefined) streamErrors++
-    if (parseListenFailure(line.text) !== undefined && !Deferred.isDoneUnsafe(ready)) {
+    if (parseListenFailure(line.text) !== undefined) {
       // kubectl goes on with the ports it could bind; for us the forward failed
-      Deferred.doneUnsafe(ready, Effect.fail(classifyFailure(ctx, stderr, { exitCode: null, signal: null })))
+      listenFailed = true
+      if (!Deferred.isDoneUnsafe(ready)) Deferred.doneUnsafe(ready, Effect.fail(classifyFailure(ctx, stderr, running)))
     }
   }
 
@@ -236,43 +254,47 @@ const runAttempt = Effect.fnUntraced(function*(
     Effect.forkScoped
   )
 
-  const remaining = Clock.currentTimeMillis.pipe(Effect.map((now) => Math.max(0, deadline - now)))
-  const timeout = (stage: "ready" | "verify") =>
-    new Timeout({ stage, after: Duration.toMillis(spec.readyTimeout), target: ctx.target })
-
-  const ports = yield* Deferred.await(ready).pipe(
-    Effect.timeoutOrElse({ duration: yield* remaining, orElse: () => Effect.fail(timeout("ready")) })
-  )
-
-  if (spec.verify) {
+  let stage: "ready" | "verify" = "ready"
+  const startUp = Effect.gen(function*() {
+    const ports = yield* Deferred.await(ready)
+    if (!spec.verify) return ports
+    stage = "verify"
     const before = streamErrors
-    const outcome = yield* Effect.forEach(ports, (port) => probe(port.address, port.local), {
+    const checked = yield* Effect.forEach(ports, (port) => probe(port.address, port.local), {
       concurrency: "unbounded",
       discard: true
-    }).pipe(
-      Effect.timeoutOrElse({ duration: yield* remaining, orElse: () => Effect.fail(timeout("verify")) }),
-      Effect.result
-    )
+    }).pipe(Effect.result)
     // kubectl logs a refusal by the pod before it closes our connection; let that output in,
     // since what kubectl said explains a failed check better than the check itself
     yield* ioBarrier
-    if (streamErrors > before || Deferred.isDoneUnsafe(ended)) {
-      const exit = Deferred.isDoneUnsafe(ended) ? (yield* Deferred.await(ended)).exit : { exitCode: null, signal: null }
+    if (checked._tag === "Failure" && !Deferred.isDoneUnsafe(ended)) {
+      // the listener is gone: kubectl is probably exiting; give its exit a moment to arrive
+      yield* Effect.raceFirst(Deferred.await(ended), realSleep(EXPLAIN_WAIT_MS))
+    }
+    if (streamErrors > before || Deferred.isDoneUnsafe(ended) || listenFailed) {
+      const exit = Deferred.isDoneUnsafe(ended) ? (yield* Deferred.await(ended)).exit : running
       const error = classifyFailure(ctx, stderr, exit)
       return yield* (error._tag === "KubectlFailed" && streamErrors > before
         ? new RemoteRefused({ target: ctx.target, remotePort: ports[0].remote, detail: stderr.join("\n") })
         : error)
     }
-    if (outcome._tag === "Failure") {
-      const failure = outcome.failure
-      return yield* (failure._tag === "Timeout" ? failure : new KubectlFailed({
+    if (checked._tag === "Failure") {
+      return yield* new KubectlFailed({
         exitCode: null,
         signal: null,
-        stderr: [...stderr, `check connection failed: ${failure.detail}`].join("\n")
-      }))
+        stderr: [...stderr, `check connection failed: ${checked.failure.detail}`].join("\n")
+      })
     }
-  }
+    return ports
+  })
 
+  // one limit for ready and verify together, measured by the Effect clock (a monotonic timer)
+  const ports = yield* startUp.pipe(
+    Effect.timeoutOrElse({
+      duration: spec.readyTimeout,
+      orElse: () => Effect.fail(new Timeout({ stage, after: Duration.toMillis(spec.readyTimeout), target: ctx.target }))
+    })
+  )
   const attempt: Attempt = { ports, process, ended, lossReason }
   return attempt
 })
@@ -352,10 +374,7 @@ export const make: (
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const scope = yield* Scope.fork(parent, "sequential")
-        const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(spec.readyTimeout)
-        const attempt = yield* restore(
-          runAttempt(kubectl, spec, locals, ctx, deadline).pipe(Scope.provide(scope))
-        ).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void))
+        const attempt = yield* restore(runAttempt(kubectl, spec, locals, ctx).pipe(Scope.provide(scope))).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void))
         return { attempt, scope }
       })
     )
@@ -394,31 +413,26 @@ export const make: (
       Effect.andThen(Deferred.done(done, result))
     )
 
-  const close: Effect.Effect<void> = Effect.uninterruptible(
-    Effect.gen(function*() {
-      const already = yield* Ref.getAndSet(closing, true)
-      if (!already) {
-        yield* Scope.close(forwardScope, Exit.void)
-        yield* finish({ _tag: "Closed" }, Exit.void)
-      }
-      yield* Deferred.await(done).pipe(Effect.ignore)
-    })
-  )
-  // `close` runs when the caller's scope closes; on a failed start it runs at once and its
-  // handle leaves the caller's scope, so failed attempts leave nothing behind there either
+  /** The real work of closing; runs once, as the finalizer of `handle`. */
+  const shutdown: Effect.Effect<void> = Effect.gen(function*() {
+    yield* Ref.set(closing, true)
+    yield* Scope.close(forwardScope, Exit.void)
+    yield* finish({ _tag: "Closed" }, Exit.void)
+  })
+  // `shutdown` runs when the caller's scope closes, or earlier through `close`; closing the
+  // handle also takes it out of the caller's scope, so a forward closed early (or one that
+  // failed to start) leaves nothing behind in a long-lived scope
   const handle = yield* Scope.fork(outer, "sequential")
-  yield* Scope.addFinalizer(handle, close)
-
-  const started = yield* (spec.retry === undefined ? firstStart : Retry.retryWhile(firstStart, spec.retry, isTransient)).pipe(
-    Effect.onError(() => Scope.close(handle, Exit.void))
+  yield* Scope.addFinalizer(handle, shutdown)
+  const close: Effect.Effect<void> = Scope.close(handle, Exit.void).pipe(
+    Effect.andThen(Deferred.await(done)),
+    Effect.ignore,
+    Effect.uninterruptible
   )
-  yield* Ref.set(current, started)
-  const ports = started.attempt.ports
-  yield* SubscriptionRef.set(status, { _tag: "Ready", ports })
-  yield* keepalive(spec, started.attempt).pipe(Effect.forkIn(started.scope))
 
+  const start = spec.retry === undefined ? firstStart : Retry.retryWhile(firstStart, spec.retry, isTransient)
   /** Follows kubectl after ready: a loss fails the forward or, with `reconnect`, brings it back. */
-  const supervise = Effect.gen(function*() {
+  const supervise = (ports: ReadonlyArray<ForwardedPort>) => Effect.gen(function*() {
     while (true) {
       const live = yield* Ref.get(current)
       if (live === undefined) return
@@ -430,13 +444,15 @@ export const make: (
         reason: override ?? lostReason(stderr, exit),
         exitCode: exit.exitCode
       })
-      yield* Scope.close(live.scope, Exit.void)
+      // tell the truth first, then clean up what is left of the attempt
       if (spec.reconnect === undefined) {
         yield* SubscriptionRef.set(status, { _tag: "Failed", error: lost })
+        yield* Scope.close(live.scope, Exit.void)
         yield* Deferred.fail(done, lost)
         return
       }
       yield* SubscriptionRef.set(status, { _tag: "Reconnecting", attempt: 1, cause: lost })
+      yield* Scope.close(live.scope, Exit.void)
       let attempt = 1
       const reconnecting = attemptIn(forwardScope, ports.map((p) => p.local)).pipe(
         Effect.tapError((cause) =>
@@ -460,7 +476,18 @@ export const make: (
       yield* keepalive(spec, next.success.attempt).pipe(Effect.forkIn(next.success.scope))
     }
   })
-  yield* supervise.pipe(Effect.forkIn(forwardScope))
+  // the start is interruptible; once it succeeded, the rest runs without a gap in which an
+  // interruption would leave a started kubectl without its supervisor
+  const ports = yield* Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const started = yield* restore(start).pipe(Effect.onError(() => Scope.close(handle, Exit.void)))
+      yield* Ref.set(current, started)
+      yield* SubscriptionRef.set(status, { _tag: "Ready", ports: started.attempt.ports })
+      yield* keepalive(spec, started.attempt).pipe(Effect.forkIn(started.scope))
+      yield* supervise(started.attempt.ports).pipe(Effect.forkIn(forwardScope))
+      return started.attempt.ports
+    })
+  )
 
   const forward: PortForward = {
     target: spec.resource,

@@ -105,14 +105,13 @@ export class PodNotRunning extends Schema.TaggedError<PodNotRunning>("@kube-forw
  *
  * - `ready`: kubectl did not print a `Forwarding from` line for every port in time (for
  *   example, the API server never answered the upgrade);
- * - `verify`: the check connection through the forward did not complete in time;
- * - `close`: kubectl did not exit after SIGTERM and SIGKILL.
+ * - `verify`: the check connection through the forward did not complete in time.
  *
  * @category errors
  * @since 0.1.0
  */
 export class Timeout extends Schema.TaggedError<Timeout>("@kube-forward/core/Timeout")("Timeout", {
-  stage: Schema.Literals(["ready", "verify", "close"]),
+  stage: Schema.Literals(["ready", "verify"]),
   /** The limit that ran out, in milliseconds. */
   after: Schema.Number,
   target: Schema.String
@@ -121,11 +120,7 @@ export class Timeout extends Schema.TaggedError<Timeout>("@kube-forward/core/Tim
   readonly [TypeId] = TypeId
   /** @since 0.1.0 */
   override get message(): string {
-    const what = this.stage === "ready"
-      ? "to become ready"
-      : this.stage === "verify"
-      ? "to carry a test connection to the pod"
-      : "to close"
+    const what = this.stage === "ready" ? "to become ready" : "to carry a test connection to the pod"
     return `port forward to ${this.target} took longer than ${this.after} ms ${what}`
   }
 }
@@ -291,7 +286,11 @@ export class KubectlFailed extends Schema.TaggedError<KubectlFailed>("@kube-forw
   readonly [TypeId] = TypeId
   /** @since 0.1.0 */
   override get message(): string {
-    const how = this.signal !== null ? `was killed by ${this.signal}` : `exited with code ${this.exitCode}`
+    const how = this.signal !== null
+      ? `was killed by ${this.signal}`
+      : this.exitCode !== null
+      ? `exited with code ${this.exitCode}`
+      : "failed"
     const text = this.stderr.trim()
     return text.length > 0 ? `kubectl ${how}: ${text}` : `kubectl ${how} without printing an error`
   }
@@ -352,12 +351,11 @@ export const isPortForwardError = (u: unknown): u is PortForwardError => Predica
  * Whether a later attempt may succeed where this one failed. Retry and reconnect policies only
  * ever retry transient errors:
  *
- * - transient: `PodNotRunning`, `ClusterUnreachable`, `Timeout` (ready or verify),
+ * - transient: `PodNotRunning`, `ClusterUnreachable`, `Timeout`,
  *   `RemoteRefused` (the process in the pod may still be starting), `ForwardLost`,
  *   and `PortInUse` on a port the library chose itself;
  * - permanent: `InvalidSpec`, `PortInUse` on a fixed port, `PodNotFound`, `Forbidden`,
- *   `Unauthorized`, `KubectlNotFound`, `KubectlFailed`, `PortsExhausted`, and a `Timeout`
- *   while closing.
+ *   `Unauthorized`, `KubectlNotFound`, `KubectlFailed`, `PortsExhausted`.
  *
  * @category predicates
  * @since 0.1.0
@@ -368,9 +366,8 @@ export const isTransient = (error: PortForwardError): boolean => {
     case "ClusterUnreachable":
     case "RemoteRefused":
     case "ForwardLost":
-      return true
     case "Timeout":
-      return error.stage !== "close"
+      return true
     case "PortInUse":
       return error.dynamic
     default:

@@ -41,7 +41,9 @@ export const retryWhile = <A, E, R, Output, ScheduleError = never, ScheduleEnv =
 
 /**
  * Limits a schedule to transient errors: it stops (and the last error is returned) as soon as
- * a failure is not transient.
+ * a failure is not transient. For `Effect.retry` users; note that the schedule is stepped
+ * before the check (a `Schedule.tap` inside it also sees the failure that ends it). The
+ * library's own retries use {@link retryWhile}, which checks first.
  *
  * @category combinators
  * @since 0.1.0
@@ -71,8 +73,9 @@ export interface PolicyOptions {
 }
 
 /**
- * Jittered exponential backoff, each delay capped, bounded in count and total time, retrying
- * only transient errors.
+ * Jittered exponential backoff, each delay capped, bounded in count and total time. Which
+ * errors are retried is not part of the schedule: `spec.retry` and {@link transient} retry
+ * transient errors, `spec.reconnect` the reconnectable ones.
  *
  * @example
  * ```ts
@@ -83,19 +86,18 @@ export interface PolicyOptions {
  * @since 0.1.0
  */
 export const policy = (options: PolicyOptions = {}): Schedule.Schedule<Duration.Duration, PortForwardError> =>
-  transientOnly(
-    Schedule.min([
-      Schedule.exponential(options.base ?? Duration.millis(200), options.factor ?? 2),
-      Schedule.spaced(options.maxDelay ?? Duration.seconds(5))
-    ]).pipe(
-      Schedule.jittered,
-      Schedule.upTo({ times: options.times ?? 8, duration: options.within ?? Duration.minutes(1) })
-    )
+  Schedule.min([
+    // jitter first, so that the cap holds for the jittered delay too
+    Schedule.exponential(options.base ?? Duration.millis(200), options.factor ?? 2).pipe(Schedule.jittered),
+    Schedule.spaced(options.maxDelay ?? Duration.seconds(5))
+  ]).pipe(
+    Schedule.upTo({ times: options.times ?? 8, duration: options.within ?? Duration.minutes(1) }),
+    Schedule.setInputType<PortForwardError>()
   )
 
 /**
- * The default policy: {@link policy} with its defaults (200 ms doubling, capped at 5 s,
- * jittered, at most 8 retries within a minute, transient errors only).
+ * The default policy: {@link policy} with its defaults (200 ms doubling, jittered, each delay
+ * capped at 5 s, at most 8 retries within a minute).
  *
  * @category schedules
  * @since 0.1.0

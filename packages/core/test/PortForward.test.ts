@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Net from "node:net"
-import { Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
+import { Kubectl, PortAllocator, PortForward, Retry } from "@kube-forward/core"
 
 /** A scripted kubectl that records every spawn and every kill. */
 const scripted = (script: (args: ReadonlyArray<string>, index: number) => Kubectl.TestScript) => {
@@ -36,7 +36,54 @@ const echoServer = Effect.acquireRelease(
     })
 ).pipe(Effect.map((server) => (server.address() as Net.AddressInfo).port))
 
+/** How many finalizers a scope holds (Scope.state is public). */
+const finalizersOf = (scope: Scope.Scope): number => {
+  const state = scope.state
+  if (state._tag !== "Open") return 0
+  return state.finalizers?.size ?? (state.finalizer === undefined ? 0 : 1)
+}
+
 describe("PortForward.make with a scripted kubectl", () => {
+  it.effect("forwards closed early leave nothing in a long-lived scope", () => {
+    let n = 0
+    const k = scripted(() => ({ output: [forwarding(30000 + n++, 80)] }))
+    return Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const baseline = finalizersOf(scope)
+      for (let i = 0; i < 50; i++) {
+        const fwd = yield* PortForward.make({ target: "pod/web", ports: [80], verify: false }).pipe(Scope.provide(scope))
+        assert.isAbove(finalizersOf(scope), baseline)
+        yield* fwd.close
+      }
+      assert.strictEqual(finalizersOf(scope), baseline, "every closed forward left the scope")
+      assert.strictEqual(k.kills(), 50)
+      yield* Scope.close(scope, Exit.void)
+    }).pipe(Effect.provide(k.layer))
+  })
+
+  it.effect("localhost plus an explicit address: ready only when both are listening", () => {
+    const k = scripted(() => ({
+      output: [
+        forwarding(5100, 80),
+        "Forwarding from [::1]:5100 -> 80",
+        "Forwarding from 10.1.2.3:5100 -> 80",
+        forwarding(5101, 81),
+        stderr(
+          "Unable to listen on port 5101: Listeners failed to create with the following errors: [unable to create listener: Error listen tcp4 10.1.2.3:5101: bind: address already in use]"
+        )
+      ]
+    }))
+    return Effect.gen(function*() {
+      const error = yield* PortForward.make({
+        target: "pod/web",
+        ports: [80, 81],
+        address: ["localhost", "10.1.2.3"],
+        verify: false
+      }).pipe(Effect.flip)
+      assert.isTrue(error._tag === "PortInUse" && error.port === 5101 && error.address === "10.1.2.3", error.message)
+    }).pipe(Effect.provide(k.layer))
+  })
+
   it.effect("is ready when every port has its Forwarding line; close kills kubectl", () => {
     const k = scripted(() => ({ output: [forwarding(8080, 80), forwarding(41234, 9090)] }))
     return Effect.gen(function*() {
@@ -240,6 +287,41 @@ describe("PortForward.make with a scripted kubectl", () => {
       assert.isFalse(yield* fwd.isOpen)
       const status = yield* fwd.currentStatus
       assert.isTrue(status._tag === "Failed" && status.error._tag === "ForwardLost")
+    }))
+
+  it.effect("reconnect with Retry.policy() keeps trying through PodNotFound (a pod being recreated)", () =>
+    Effect.gen(function*() {
+      const die = yield* Deferred.make<void>()
+      const k = scripted((_, i) =>
+        i === 0
+          ? { output: [forwarding(43211, 80)], exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null })) }
+          : i === 1
+          ? { output: [stderr("Error from server (NotFound): pods \"web\" not found")], exit: { exitCode: 1, signal: null } }
+          : { output: [forwarding(43211, 80)] }
+      )
+      const fwd = yield* PortForward.make({
+        target: "pod/web",
+        ports: [80],
+        verify: false,
+        reconnect: Retry.policy()
+      }).pipe(Effect.provide(k.layer))
+      const states = yield* fwd.status.pipe(
+        Stream.map((s) => s._tag === "Reconnecting" ? `Reconnecting:${s.cause._tag}` : s._tag),
+        Stream.take(4),
+        Stream.runCollect,
+        Effect.forkChild({ startImmediately: true })
+      )
+      yield* Deferred.succeed(die, undefined)
+      // the reconnect attempts wait out the policy's (jittered, sub-second) first delays
+      yield* TestClock.adjust("10 seconds")
+      assert.deepStrictEqual(yield* Fiber.join(states), [
+        "Ready",
+        "Reconnecting:ForwardLost",
+        "Reconnecting:PodNotFound",
+        "Ready"
+      ])
+      assert.strictEqual(k.spawns.length, 3)
+      assert.isTrue(yield* fwd.isOpen)
     }))
 
   it.effect("reconnects on the same local ports and reports the way there", () =>
