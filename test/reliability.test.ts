@@ -444,6 +444,7 @@ const badInputs: ReadonlyArray<readonly [string, unknown, string]> = [
   ["empty address", { ...ok, address: "" }, "address"],
   ["empty address list", { ...ok, address: [] }, "address"],
   ["address listed twice", { ...ok, address: ["127.0.0.1", "127.0.0.1"] }, "address"],
+  ["localhost and 127.0.0.1 together", { ...ok, address: ["localhost", "127.0.0.1"] }, "address"],
   ["address flag-like", { ...ok, address: "--v=9" }, "address"],
   ["empty context", { ...ok, context: "" }, "context"],
   ["context with newline", { ...ok, context: "a\nb" }, "context"],

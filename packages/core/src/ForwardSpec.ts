@@ -172,6 +172,9 @@ const Addresses = Schema.Union([
       if (a.length === 0) return "must list at least one address"
       if (a.length > 8) return `at most 8 addresses (got ${a.length})`
       if (new Set(a).size !== a.length) return "must not list an address twice"
+      if (a.includes("localhost") && (a.includes("127.0.0.1") || a.includes("::1"))) {
+        return "\"localhost\" already means 127.0.0.1 and ::1; list them or localhost, not both"
+      }
       return undefined
     })
   )

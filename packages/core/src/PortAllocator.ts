@@ -25,29 +25,37 @@ import { PortsExhausted } from "./PortForwardError.ts"
  */
 export class PortAllocator extends Context.Service<PortAllocator, {
   /**
-   * A local port for a new listener at `address`, held until the scope closes. `0` means
-   * "let the operating system choose when binding".
+   * A local port for a new forward listening on every one of `addresses`, held until the
+   * scope closes. `0` means "let the operating system choose when binding".
    */
-  readonly allocate: (address: string) => Effect.Effect<number, PortsExhausted, Scope.Scope>
-  /** Whether `port` can be bound at `address` right now. */
+  readonly allocate: (addresses: ReadonlyArray<string>) => Effect.Effect<number, PortsExhausted, Scope.Scope>
+  /** Whether nothing listens on `port` at `address` right now (it can be bound). */
   readonly isFree: (port: number, address: string) => Effect.Effect<boolean>
 }>()("@kube-forward/core/PortAllocator") {}
 
-const bindHost = (address: string): string => address === "localhost" ? "127.0.0.1" : address
+/** The concrete addresses a listener on `address` binds: `localhost` is 127.0.0.1 and ::1, as in kubectl. */
+const bindHosts = (address: string): ReadonlyArray<string> => address === "localhost" ? ["127.0.0.1", "::1"] : [address]
 
 /**
- * Tries to bind `port` at `address` (with the same socket options kubectl uses) and closes the
- * listener again. `true` when the bind succeeded.
+ * Tries to bind `port` at `address` and closes the listener again. `false` only when the port
+ * is taken (`EADDRINUSE`); any other bind error (an address that is not local, a privileged
+ * port) is left for kubectl to report, since the port itself is not in use.
  *
  * @category utils
  * @since 0.1.0
  */
 export const isFree = (port: number, address: string): Effect.Effect<boolean> =>
+  Effect.forEach(bindHosts(address), (host) => bindable(port, host)).pipe(
+    // kubectl's localhost needs one of its two addresses; an explicit address needs itself
+    Effect.map((free) => address === "localhost" ? free.some(Boolean) : free.every(Boolean))
+  )
+
+const bindable = (port: number, host: string): Effect.Effect<boolean> =>
   Effect.callback<boolean>((resume) => {
     const server = Net.createServer()
     server.unref()
-    server.once("error", () => resume(Effect.succeed(false)))
-    server.listen({ port, host: bindHost(address), exclusive: true }, () => {
+    server.once("error", (error: NodeJS.ErrnoException) => resume(Effect.succeed(error.code !== "EADDRINUSE")))
+    server.listen({ port, host, exclusive: true }, () => {
       server.close(() => resume(Effect.succeed(true)))
     })
   })
@@ -88,25 +96,26 @@ export const layer: Layer.Layer<PortAllocator> = make({
  */
 export const layerRange = (range: { readonly from: number; readonly to: number }): Layer.Layer<PortAllocator> =>
   Layer.sync(PortAllocator, () => {
-    // port claims of this layer: key -> the claim's token, so a release only undoes its own claim
-    const held = new Map<string, symbol>()
-    const key = (port: number, address: string) => `${bindHost(address)}|${port}`
-    const release = (k: string, token: symbol) =>
+    // port claims of this layer: port -> the claim's token, so a release only undoes its own
+    // claim (a forward listens on one port number on each of its addresses)
+    const held = new Map<number, symbol>()
+    const release = (port: number, token: symbol) =>
       Effect.sync(() => {
-        if (held.get(k) === token) held.delete(k)
+        if (held.get(port) === token) held.delete(port)
       })
-    const allocate = (address: string): Effect.Effect<number, PortsExhausted, Scope.Scope> =>
+    const freeEverywhere = (port: number, addresses: ReadonlyArray<string>) =>
+      Effect.forEach(addresses, (address) => isFree(port, address)).pipe(Effect.map((free) => free.every(Boolean)))
+    const allocate = (addresses: ReadonlyArray<string>): Effect.Effect<number, PortsExhausted, Scope.Scope> =>
       Effect.gen(function*() {
         for (let port = range.from; port <= range.to; port++) {
-          const k = key(port, address)
-          if (held.has(k)) continue
-          const token = Symbol(k)
+          if (held.has(port)) continue
+          const token = Symbol(String(port))
           // claim first, then check, so two concurrent allocations never get the same port
-          yield* Effect.acquireRelease(Effect.sync(() => held.set(k, token)), () => release(k, token))
-          if (yield* isFree(port, address)) return port
-          yield* release(k, token)
+          yield* Effect.acquireRelease(Effect.sync(() => held.set(port, token)), () => release(port, token))
+          if (yield* freeEverywhere(port, addresses)) return port
+          yield* release(port, token)
         }
-        return yield* new PortsExhausted({ from: range.from, to: range.to, address })
+        return yield* new PortsExhausted({ from: range.from, to: range.to, address: addresses.join(",") })
       })
     return PortAllocator.of({ allocate, isFree })
   })

@@ -384,18 +384,17 @@ export const make: (
     Effect.gen(function*() {
       const portsScope = yield* Scope.fork(forwardScope, "sequential")
       return yield* restore(Effect.gen(function*() {
-        const address = spec.addresses[0]
         const locals: Array<number> = []
         for (const port of spec.ports) {
           if (port.local !== undefined) {
             for (const a of spec.addresses) {
-              if (a !== "localhost" && !(yield* allocator.isFree(port.local, a))) {
+              if (!(yield* allocator.isFree(port.local, a))) {
                 return yield* new PortInUse({ port: port.local, address: a, dynamic: false })
               }
             }
             locals.push(port.local)
           } else {
-            const chosen = yield* allocator.allocate(address).pipe(Scope.provide(portsScope))
+            const chosen = yield* allocator.allocate(spec.addresses).pipe(Scope.provide(portsScope))
             if (chosen !== 0) dynamicPorts.add(chosen)
             locals.push(chosen)
           }

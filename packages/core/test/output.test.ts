@@ -143,6 +143,52 @@ describe("classifyFailure", () => {
     assert.include(e.message, "unexpected EOF")
   })
 
+  it("a klog warning never decides the error (it used to turn a pod's refusal into Unauthorized)", () => {
+    const e = classifyFailure(ctx, [
+      "E1126 06:00:00.000000    1 memcache.go:287] couldn't get resource list for metrics.k8s.io/v1beta1: Unauthorized",
+      "E1126 06:06:49.680024   10884 portforward.go:409] an error occurred forwarding 28190 -> 81: error forwarding port 81 to pod web, uid abc: connection refused",
+      "error: lost connection to pod"
+    ], exit1)
+    assert.strictEqual(e._tag, "RemoteRefused")
+  })
+
+  it("the credentials texts of real kubectl are Unauthorized", () => {
+    for (
+      const line of [
+        "error: You must be logged in to the server (the server has asked for the client to provide credentials)",
+        "error: You must be logged in to the server (Unauthorized)",
+        "Error from server (Unauthorized): the server has asked for the client to provide credentials"
+      ]
+    ) {
+      const e = classifyFailure(ctx, [line], exit1)
+      assert.strictEqual(e._tag, "Unauthorized", line)
+      assert.isFalse(PortForwardError.isTransient(e))
+    }
+  })
+
+  it("TLS and credential-plugin failures are configuration, not an unreachable cluster", () => {
+    for (
+      const cause of [
+        "tls: failed to verify certificate: x509: certificate signed by unknown authority",
+        "getting credentials: exec: executable aws not found"
+      ]
+    ) {
+      const e = classifyFailure(ctx, [`Unable to connect to the server: ${cause}`], exit1)
+      assert.strictEqual(e._tag, "KubectlFailed", cause)
+      assert.isFalse(PortForwardError.isTransient(e))
+    }
+    const down = classifyFailure(ctx, ["Unable to connect to the server: dial tcp 10.0.0.1:443: i/o timeout"], exit1)
+    assert.strictEqual(down._tag, "ClusterUnreachable")
+  })
+
+  it("kubectl's last error line decides", () => {
+    const e = classifyFailure(ctx, [
+      "The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?",
+      "Error from server (NotFound): pods \"x\" not found"
+    ], exit1)
+    assert.strictEqual(e._tag, "PodNotFound")
+  })
+
   it("non-fatal warnings do not decide the error", () => {
     const e = classifyFailure(ctx, [
       "W1126 06:00:00.000000    1 warnings.go:70] some deprecation warning",

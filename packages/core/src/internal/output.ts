@@ -99,77 +99,91 @@ export interface ExitInfo {
   readonly signal: string | null
 }
 
-const NOT_FOUND = /Error from server \(NotFound\): (.*)$/
-const NOT_RUNNING = /pod is not running\. Current status=(\w+)/
-const CONNECTION_REFUSED = /The connection to the server (.*) was refused/
-const UNABLE_TO_CONNECT = /Unable to connect to the server: (.*)$/
-const FORBIDDEN = /Error from server \(Forbidden\): (.*)$/
-const UNAUTHORIZED = /\(Unauthorized\)|Unauthorized$/
-const UPGRADE = /error upgrading connection: (.*)$/
+/**
+ * A klog line (`E1126 06:06:49.680024   10884 file.go:123] …`): kubectl's log output, warnings
+ * about discovery and the like. Its text never decides the error kubectl ended with; only the
+ * kubelet's stream errors are read from such lines.
+ */
+const KLOG = /^[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [^\]]*\] /
 
+/** Causes of "Unable to connect" that are configuration, not a server that is down. */
+const PERMANENT_CONNECT = /x509|certificate|tls:|getting credentials|exec plugin|executable .* not found/i
+
+type Rule = (line: string, ctx: FailureContext, exit: ExitInfo) => PortForwardError | undefined
+
+const rule = (re: RegExp, make: (m: RegExpExecArray, ctx: FailureContext, exit: ExitInfo) => PortForwardError | undefined): Rule =>
+(line, ctx, exit) => {
+  const m = re.exec(line)
+  return m === null ? undefined : make(m, ctx, exit)
+}
+
+/** kubectl's final words, each a whole line as it prints it (anchored, so a quote elsewhere cannot match). */
+const RULES: ReadonlyArray<Rule> = [
+  rule(/^Error from server \(NotFound\): (.*)$/, (m, ctx) =>
+    new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: m[1] })),
+  rule(/^Error from server \(Forbidden\): (.*)$/, (m) => new Forbidden({ detail: m[1] })),
+  rule(/^Error from server \(Unauthorized\): (.*)$/, (m) => new Unauthorized({ detail: m[1] })),
+  rule(/^error: You must be logged in to the server ?(.*)$/, (m) =>
+    new Unauthorized({ detail: `you must be logged in to the server ${m[1]}`.trim() })),
+  rule(/^error: unable to forward port because pod is not running\. Current status=(\w+)/, (m, ctx) =>
+    new PodNotRunning({ target: ctx.target, namespace: ctx.namespace, phase: m[1] })),
+  rule(/^error: timed out waiting for the condition/, (m, ctx) =>
+    new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: `no running pod was found for it (${m[0].slice(7)})` })),
+  rule(/^error: error upgrading connection: (.*)$/, (m, ctx) => {
+    const cause = m[1]
+    if (/forbidden/i.test(cause)) return new Forbidden({ detail: cause })
+    if (/unauthorized/i.test(cause)) return new Unauthorized({ detail: cause })
+    if (/pod does not exist|not found/i.test(cause)) {
+      return new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: cause })
+    }
+    return undefined
+  }),
+  rule(/^The connection to the server (.*) was refused/, (m) =>
+    new ClusterUnreachable({ detail: `connection to ${m[1]} refused` })),
+  rule(/^Unable to connect to the server: (.*)$/, (m) =>
+    PERMANENT_CONNECT.test(m[1]) ? undefined : new ClusterUnreachable({ detail: m[1] }))
+]
 
 /**
  * Maps kubectl's stderr (every line it printed) and how it exited to the most specific error.
- * Lines are tried from the most specific meaning to the least; anything unrecognised becomes
- * `KubectlFailed`, which keeps the whole stderr.
+ *
+ * - A local listener that could not be opened because the port is taken is `PortInUse`.
+ * - Otherwise kubectl's own lines (not its klog lines) are read from the last backwards, and
+ *   the first that has a known meaning decides: kubectl prints the error it ends with last.
+ * - Otherwise an error the kubelet sent on a connection's error stream is `RemoteRefused`.
+ * - Anything else is `KubectlFailed`, which keeps the whole stderr and the exit.
  */
 export const classifyFailure = (
   ctx: FailureContext,
   stderr: ReadonlyArray<string>,
   exit: ExitInfo
 ): PortForwardError => {
-  const find = <A>(f: (line: string) => A | undefined): A | undefined => {
-    for (const line of stderr) {
-      const a = f(line)
-      if (a !== undefined) return a
+  const own = stderr.filter((line) => !KLOG.test(line))
+  for (const line of own) {
+    const listen = parseListenFailure(line)
+    if (listen !== undefined && listen.inUse) {
+      return new PortInUse({
+        port: listen.port,
+        address: listen.address ?? "localhost",
+        dynamic: ctx.isDynamic(listen.port)
+      })
     }
-    return undefined
   }
-  const match = (re: RegExp) => find((line) => re.exec(line) ?? undefined)
-
-  const listen = find(parseListenFailure)
-  if (listen !== undefined && listen.inUse) {
-    return new PortInUse({
-      port: listen.port,
-      address: listen.address ?? "localhost",
-      dynamic: ctx.isDynamic(listen.port)
-    })
+  for (let i = own.length - 1; i >= 0; i--) {
+    for (const r of RULES) {
+      const error = r(own[i], ctx, exit)
+      if (error !== undefined) return error
+    }
   }
-  const notFound = match(NOT_FOUND)
-  if (notFound !== null && notFound !== undefined) {
-    return new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: notFound[1] })
-  }
-  const upgrade = match(UPGRADE)
-  if (upgrade !== undefined && /pod does not exist|not found/i.test(upgrade[1]) && !/forbidden/i.test(upgrade[1])) {
-    return new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: upgrade[1] })
-  }
-  const noPods = match(/timed out waiting for the condition|no pods found|no matching pods/i)
-  if (noPods !== undefined) {
-    return new PodNotFound({
-      target: ctx.target,
-      namespace: ctx.namespace,
-      detail: `no running pod was found for it (${noPods[0]})`
-    })
-  }
-  const notRunning = match(NOT_RUNNING)
-  if (notRunning !== undefined) {
-    return new PodNotRunning({ target: ctx.target, namespace: ctx.namespace, phase: notRunning[1] })
-  }
-  const forbidden = match(FORBIDDEN) ?? (upgrade !== undefined && /forbidden/i.test(upgrade[1]) ? upgrade : undefined)
-  if (forbidden !== undefined) return new Forbidden({ detail: forbidden[1] })
-  const unauthorized = match(UNAUTHORIZED)
-  if (unauthorized !== undefined) return new Unauthorized({ detail: unauthorized.input.replace(/^error: /, "") })
-  const refused = match(CONNECTION_REFUSED)
-  if (refused !== undefined) return new ClusterUnreachable({ detail: `connection to ${refused[1]} refused` })
-  const unable = match(UNABLE_TO_CONNECT)
-  if (unable !== undefined) return new ClusterUnreachable({ detail: unable[1] })
-  const streamError = find(parseStreamError)
-  if (streamError !== undefined) {
-    return new RemoteRefused({
-      target: ctx.target,
-      remotePort: ctx.remoteOf(streamError.local) ?? streamError.remote,
-      detail: streamError.cause
-    })
+  for (const line of stderr) {
+    const streamError = parseStreamError(line)
+    if (streamError !== undefined) {
+      return new RemoteRefused({
+        target: ctx.target,
+        remotePort: ctx.remoteOf(streamError.local) ?? streamError.remote,
+        detail: streamError.cause
+      })
+    }
   }
   return new KubectlFailed({ exitCode: exit.exitCode, signal: exit.signal, stderr: stderr.join("\n") })
 }

@@ -40,6 +40,8 @@ exit 0
 `
 
 let current: ChildProcess | undefined
+/** The groups guarded now, so a watchdog started again (the old one was killed) learns them all. */
+const guarded = new Set<number>()
 
 const ensure = (): ChildProcess | undefined => {
   if (current !== undefined && current.exitCode === null && current.signalCode === null && current.stdin?.writable) {
@@ -59,6 +61,7 @@ const ensure = (): ChildProcess | undefined => {
     child.unref()
     ;(child.stdin as unknown as { unref?: () => void } | null)?.unref?.()
     current = child
+    for (const pgid of guarded) child.stdin?.write(`+${pgid}\n`)
     return child
   } catch {
     return undefined
@@ -67,7 +70,7 @@ const ensure = (): ChildProcess | undefined => {
 
 /**
  * Starts the watchdog now (if it does not run yet), so that the first forward does not pay
- * for starting a Node process on its way to ready.
+ * for starting it on its way to ready.
  */
 export const prepare = (): void => {
   ensure()
@@ -75,11 +78,14 @@ export const prepare = (): void => {
 
 /** Tells the watchdog to kill process group `pgid` if this process dies before `release`. */
 export const guard = (pgid: number): void => {
-  ensure()?.stdin?.write(`+${pgid}\n`)
+  const child = ensure()
+  guarded.add(pgid)
+  child?.stdin?.write(`+${pgid}\n`)
 }
 
 /** Tells the watchdog that process group `pgid` has ended. */
 export const release = (pgid: number): void => {
+  guarded.delete(pgid)
   if (current !== undefined && current.stdin?.writable) current.stdin.write(`-${pgid}\n`)
 }
 
