@@ -198,13 +198,13 @@ const runAttempt = Effect.fnUntraced(function*(
   kubectl: Kubectl.Kubectl["Service"],
   spec: ForwardSpec,
   locals: ReadonlyArray<number>,
-  forwardCtx: FailureContext
+  forwardCtx: Omit<FailureContext, "remoteOf">
 ) {
   const process = yield* kubectl.spawn(portForwardArgs(spec, locals))
   const table = new ForwardingTable(locals, spec.addresses)
   const ctx: FailureContext = {
     ...forwardCtx,
-    remoteOf: (local) => table.remoteOf(local, spec.ports) ?? forwardCtx.remoteOf(local)
+    remoteOf: (local) => table.remoteOf(local, spec.ports)
   }
   const stderr: Array<string> = []
   let streamErrors = 0
@@ -359,21 +359,17 @@ export const make: (
 
   const dynamicPorts = new Set<number>()
   const namespace = spec.namespace ?? kubectl.namespace
-  const ctx: FailureContext = {
+  const ctx: Omit<FailureContext, "remoteOf"> = {
     target: spec.resource,
     namespace,
-    remoteOf: (local) => {
-      const i = spec.ports.findIndex((p) => p.local === local)
-      return i === -1 ? undefined : spec.ports[i].remote
-    },
     isDynamic: (local) => dynamicPorts.has(local)
   }
 
   /** Starts kubectl on `locals` in a fresh scope, closed again if the attempt fails or is interrupted. */
-  const attemptIn = (parent: Scope.Scope, locals: ReadonlyArray<number>) =>
+  const attemptIn = (locals: ReadonlyArray<number>) =>
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
-        const scope = yield* Scope.fork(parent, "sequential")
+        const scope = yield* Scope.fork(forwardScope, "sequential")
         const attempt = yield* restore(runAttempt(kubectl, spec, locals, ctx).pipe(Scope.provide(scope))).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void))
         return { attempt, scope }
       })
@@ -399,13 +395,12 @@ export const make: (
             locals.push(chosen)
           }
         }
-        return yield* attemptIn(forwardScope, locals)
+        return yield* attemptIn(locals)
       })).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(portsScope, exit) : Effect.void))
     })
   )
 
   const closing = yield* Ref.make(false)
-  const current = yield* Ref.make<{ readonly attempt: Attempt; readonly scope: Scope.Closeable } | undefined>(undefined)
 
   const finish = (final: ForwardStatus, result: Exit.Exit<void, ForwardLost>) =>
     SubscriptionRef.update(status, (s) => s._tag === "Failed" ? s : final).pipe(
@@ -431,10 +426,10 @@ export const make: (
 
   const start = spec.retry === undefined ? firstStart : Retry.retryWhile(firstStart, spec.retry, isTransient)
   /** Follows kubectl after ready: a loss fails the forward or, with `reconnect`, brings it back. */
-  const supervise = (ports: ReadonlyArray<ForwardedPort>) => Effect.gen(function*() {
+  const supervise = (first: { readonly attempt: Attempt; readonly scope: Scope.Closeable }) => Effect.gen(function*() {
+    const ports = first.attempt.ports
+    let live = first
     while (true) {
-      const live = yield* Ref.get(current)
-      if (live === undefined) return
       const { exit, stderr } = yield* Deferred.await(live.attempt.ended)
       if (yield* Ref.get(closing)) return
       const override = yield* Ref.get(live.attempt.lossReason)
@@ -453,7 +448,7 @@ export const make: (
       yield* SubscriptionRef.set(status, { _tag: "Reconnecting", attempt: 1, cause: lost })
       yield* Scope.close(live.scope, Exit.void)
       let attempt = 1
-      const reconnecting = attemptIn(forwardScope, ports.map((p) => p.local)).pipe(
+      const reconnecting = attemptIn(ports.map((p) => p.local)).pipe(
         Effect.tapError((cause) =>
           Effect.suspend(() => SubscriptionRef.set(status, { _tag: "Reconnecting", attempt: ++attempt, cause }))
         )
@@ -470,7 +465,7 @@ export const make: (
         yield* Deferred.fail(done, final)
         return
       }
-      yield* Ref.set(current, next.success)
+      live = next.success
       yield* SubscriptionRef.set(status, { _tag: "Ready", ports })
       yield* keepalive(spec, next.success.attempt).pipe(Effect.forkIn(next.success.scope))
     }
@@ -480,10 +475,9 @@ export const make: (
   const ports = yield* Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       const started = yield* restore(start).pipe(Effect.onError(() => Scope.close(handle, Exit.void)))
-      yield* Ref.set(current, started)
       yield* SubscriptionRef.set(status, { _tag: "Ready", ports: started.attempt.ports })
       yield* keepalive(spec, started.attempt).pipe(Effect.forkIn(started.scope))
-      yield* supervise(started.attempt.ports).pipe(Effect.forkIn(forwardScope))
+      yield* supervise(started).pipe(Effect.forkIn(forwardScope))
       return started.attempt.ports
     })
   )
