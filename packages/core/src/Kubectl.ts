@@ -218,7 +218,6 @@ const makeSpawner = (options: Options) => {
         const queue = yield* Queue.unbounded<OutputLine, Cause.Done>()
         // completed once: the process exited and its output was read to the end
         const exited = yield* Deferred.make<ExitStatus>()
-        let status: ExitStatus | undefined
         const subprocess = execa(binary, [...flags, ...args], {
           // its own process group, signalled as a whole by subprocess.kill
           killDescendants: true,
@@ -257,7 +256,6 @@ const makeSpawner = (options: Options) => {
         const settle = () => {
           if (exitInfo === undefined || openPipes > 0 || Deferred.isDoneUnsafe(exited)) return
           if (drainTimer !== undefined) clearTimeout(drainTimer)
-          status = exitInfo
           Queue.endUnsafe(queue)
           Deferred.doneUnsafe(exited, Effect.succeed(exitInfo))
         }
@@ -312,7 +310,7 @@ const makeSpawner = (options: Options) => {
           pid,
           output: Stream.fromQueue(queue),
           exit,
-          exitStatus: Effect.sync(() => Option.fromUndefinedOr(status)),
+          exitStatus: Effect.sync(() => Deferred.isDoneUnsafe(exited) ? Option.fromUndefinedOr(exitInfo) : Option.none()),
           kill
         }
         return process
