@@ -12,7 +12,7 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/api-testing.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`); `REQUESTS` (default 200);
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `REQUESTS` (default 200);
  * `CONCURRENCY` (default 10).
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -21,7 +21,7 @@ import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
 import { PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 const Items = Schema.Struct({ items: Schema.Array(Schema.Unknown) })
 

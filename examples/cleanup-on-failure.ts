@@ -11,7 +11,7 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/cleanup-on-failure.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`).
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Data, Effect, Option, Ref } from "effect"
@@ -19,7 +19,7 @@ import { FetchHttpClient, HttpClient } from "effect/http"
 import { K8s, PortAllocator, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 /** The (made-up) failure of our work. */
 class ReportFailed extends Data.TaggedError("ReportFailed")<{ readonly reason: string }> {}

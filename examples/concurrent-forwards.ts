@@ -13,7 +13,7 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/concurrent-forwards.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`).
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Duration, Effect, Schema } from "effect"
@@ -21,7 +21,7 @@ import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
 import { PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 const pods = ["worker-1", "worker-2", "worker-3"]
 

@@ -7,7 +7,7 @@
  *   than the range holds fails with `PortsExhausted`.
  * - A `Kubectl` that wraps the default one: it logs every kubectl command line it starts and
  *   then delegates to the implementation of `Kubectl.layer()` (configured from the
- *   environment by `Kubectl.layerConfig`). The same shape can add flags, pick a binary per
+ *   environment by `Kubectl.layerFromEnv`). The same shape can add flags, pick a binary per
  *   target, or count processes.
  *
  * Needs: pod `web-app` (namespace `default`) with an HTTP server on port 80.
@@ -17,17 +17,17 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/custom-layers.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `Kubectl.layerConfig`); `NAMESPACE` (default `default`); `PORT_RANGE_FROM` (default 20100).
+ * `Kubectl.layerFromEnv`); `NAMESPACE` (default `default`); `PORT_RANGE_FROM` (default 20100).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer } from "effect"
-import { K8s, Kubectl, PortAllocator } from "@kube-forward/core"
+import { K8s, Kubectl, KubectlForwarder, PortAllocator } from "@kube-forward/core"
 
 /** A Kubectl that logs each command line, then delegates to the default implementation. */
 const LoggingKubectl: Layer.Layer<Kubectl.Kubectl, Config.ConfigError> = Layer.effect(
   Kubectl.Kubectl,
   Effect.gen(function*() {
-    const inner = yield* Kubectl.Kubectl // the default service, from Kubectl.layerConfig below
+    const inner = yield* Kubectl.Kubectl // the default service, from Kubectl.layerFromEnv below
     return Kubectl.Kubectl.of({
       ...inner,
       spawn: (args) =>
@@ -37,7 +37,7 @@ const LoggingKubectl: Layer.Layer<Kubectl.Kubectl, Config.ConfigError> = Layer.e
         )
     })
   })
-).pipe(Layer.provide(Kubectl.layerConfig))
+).pipe(Layer.provide(Kubectl.layerFromEnv))
 
 /** Dynamic ports from PORT_RANGE_FROM and the next port only. */
 const RangePorts = Layer.unwrap(
@@ -61,6 +61,6 @@ const program = Effect.gen(function*() {
   yield* first.close
   const again = yield* web.portForwardDynamic(80)
   yield* Effect.log(`after closing the first forward, its port ${again.localPort} was handed out again`)
-}).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(LoggingKubectl, RangePorts)))
+}).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(KubectlForwarder.layer.pipe(Layer.provide(LoggingKubectl)), RangePorts)))
 
 NodeRuntime.runMain(program)

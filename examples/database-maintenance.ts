@@ -16,7 +16,7 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/database-maintenance.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 15432);
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 15432);
  * `TABLES` (default `orders,customers,audit_log`).
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -25,7 +25,7 @@ import * as Net from "node:net"
 import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 class DbError extends Data.TaggedError("DbError")<{ readonly message: string }> {}
 

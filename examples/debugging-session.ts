@@ -19,7 +19,7 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/debugging-session.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`); `LOCAL_PORT` (the web app's local
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `LOCAL_PORT` (the web app's local
  * port, default 18081).
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -27,7 +27,7 @@ import { Cause, Config, Effect, Exit, Runtime, Scope } from "effect"
 import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 /** Logs it when a forward of the session is lost (the pod restarted, the network dropped). */
 const reportLoss = (fwd: PortForward.PortForward) =>

@@ -11,7 +11,7 @@
  *     npm run demo
  *
  * Against a real cluster, the same forward is `PortForward.make({ target: "pod/web-app",
- * ports: [80] })` with `Kubectl.layerConfig` instead of the fake cluster's kubeconfig — see
+ * ports: [80] })` with `Kubectl.layerFromEnv` instead of the fake cluster's kubeconfig — see
  * the other files in this directory.
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -61,10 +61,9 @@ const demo = Effect.gen(function*() {
   const binary = yield* Config.String("KUBE_FORWARD_KUBECTL").pipe(Config.withDefault("kubectl"))
   const pids: Array<number> = []
   const services = Layer.mergeAll(
-    recordingPids(pids).pipe(
+    PortForward.layerWith(recordingPids(pids).pipe(
       Layer.provide(Kubectl.layer({ binary, kubeconfig: cluster.kubeconfigPath, env: { KUBECACHEDIR: cluster.cacheDir } }))
-    ),
-    PortAllocator.layer,
+    )),
     FetchHttpClient.layer
   )
 

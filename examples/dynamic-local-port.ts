@@ -14,7 +14,7 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/dynamic-local-port.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`).
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect } from "effect"
@@ -22,7 +22,7 @@ import { FetchHttpClient, HttpClient } from "effect/http"
 import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 const program = Effect.gen(function*() {
   const namespace = yield* Config.String("NAMESPACE").pipe(Config.withDefault("default"))

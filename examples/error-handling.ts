@@ -18,14 +18,14 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/error-handling.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 18090).
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 18090).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect } from "effect"
 import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 const program = Effect.gen(function*() {
   const namespace = yield* Config.String("NAMESPACE").pipe(Config.withDefault("default"))

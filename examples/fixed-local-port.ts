@@ -12,7 +12,7 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/fixed-local-port.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 18080).
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 18080).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect } from "effect"
@@ -20,7 +20,7 @@ import { FetchHttpClient, HttpClient } from "effect/http"
 import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 const program = Effect.gen(function*() {
   const namespace = yield* Config.String("NAMESPACE").pipe(Config.withDefault("default"))

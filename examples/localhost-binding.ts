@@ -12,7 +12,7 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/localhost-binding.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`).
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect } from "effect"
@@ -22,7 +22,7 @@ import * as Os from "node:os"
 import { ForwardSpec, K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 /** Tries a TCP connection: `"connected"`, or the error code (e.g. `ECONNREFUSED`). */
 const tryConnect = (host: string, port: number): Effect.Effect<string> =>

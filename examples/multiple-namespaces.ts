@@ -12,7 +12,7 @@
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/multiple-namespaces.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `Kubectl.layerConfig`); `NAMESPACES` (default `default,staging`).
+ * `Kubectl.layerFromEnv`); `NAMESPACES` (default `default,staging`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Schema } from "effect"
@@ -20,7 +20,7 @@ import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
 import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 /** What `GET /whoami` answers. */
 const Whoami = Schema.Struct({ name: Schema.String })

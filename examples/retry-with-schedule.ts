@@ -28,7 +28,7 @@
  *       RETRY_POD=my-app-... KUBECONFIG=~/.kube/config node --conditions=source examples/retry-with-schedule.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`); `RETRY_POD` (default `warming-up`).
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `RETRY_POD` (default `warming-up`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Duration, Effect, Ref, Schedule } from "effect"
@@ -36,7 +36,7 @@ import { FetchHttpClient, HttpClient } from "effect/http"
 import { PortForward, Retry } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 const ms = (d: Duration.Duration) => `${Math.round(Duration.toMillis(d))} ms`
 

@@ -12,7 +12,7 @@
  *     KUBECONFIG=~/.kube/config ACCESS_LIMIT="10 seconds" node --conditions=source examples/temporary-access.ts
  *
  * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerConfig`); `NAMESPACE` (default `default`); `ACCESS_LIMIT` (default `2 seconds`).
+ * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `ACCESS_LIMIT` (default `2 seconds`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Duration, Effect, Option, Ref, Schedule } from "effect"
@@ -21,7 +21,7 @@ import * as Net from "node:net"
 import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerConfig
+const ForwardLive = PortForward.layerFromEnv
 
 /** Tries a TCP connection: `"connected"`, or the error code (e.g. `ECONNREFUSED`). */
 const tryConnect = (port: number): Effect.Effect<string> =>

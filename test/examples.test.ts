@@ -154,6 +154,14 @@ const expectations: Record<string, Expectation> = {
   "multiple-namespaces.ts": {
     output: [/namespace default: .* answers "web-app \(default\)"/, /namespace staging: .* answers "web-app \(staging\)"/]
   },
+  "observability.ts": {
+    output: [
+      /as expected: PodNotFound/,
+      /kube_forward_time_to_ready_seconds_count\{backend="kubectl"\} 1$/,
+      /kube_forward_open\{backend="kubectl"\} 0$/,
+      /kube_forward_failures_total\{backend="kubectl",error="PodNotFound"\} 1$/
+    ]
+  },
   "retry-with-schedule.ts": {
     output: [
       /pod\/no-such-pod: PodNotFound after 1 attempt\(s\)/,

@@ -3,7 +3,7 @@
  * Every test checks afterwards that no kubectl of ours is left and that its ports can be bound.
  */
 import { assert, layer } from "@effect/vitest"
-import { Effect, Exit, Fiber, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { K8s, PortAllocator, PortForward } from "@kube-forward/core"
 import { Backend } from "@kube-forward/testkit"
 import { bindable, Cluster, clusterLayer, freePort, httpGet, isAlive, leakFree, occupy, roundTrip } from "./support/index.ts"
@@ -178,7 +178,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("PortForward against 
       const port = yield* freePort
       yield* occupy(port)
       const error = yield* PortForward.make({ target: "pod/web", ports: [{ local: port, remote: 80 }] }).pipe(
-        Effect.provide(PortAllocator.make({ allocate: () => Effect.succeed(0), isFree: () => Effect.succeed(true) })),
+        Effect.provide(Layer.succeed(PortAllocator.PortAllocator, PortAllocator.make({ allocate: () => Effect.succeed(0), isFree: () => Effect.succeed(true) }))),
         Effect.flip
       )
       assert.isTrue(error._tag === "PortInUse" && error.port === port, `got ${error._tag}: ${error.message}`)

@@ -476,7 +476,7 @@ describe("bad input", () => {
       for (const [name, input, field] of badInputs) {
         const error = yield* PortForward.make(input as ForwardSpec.Input).pipe(
           Effect.scoped,
-          Effect.provide(Layer.mergeAll(counting, PortAllocator.layer)),
+          Effect.provide(PortForward.layerWith(counting)),
           Effect.flip
         )
         assert.strictEqual(error._tag, "InvalidSpec", `${name}: ${error.message}`)

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Net from "node:net"
 import { Effect, Exit, Layer, ManagedRuntime, Scope, Stream } from "effect"
-import { Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
+import { Kubectl, PortForward } from "@kube-forward/core"
 import { KubernetesAdapter } from "@xec-sh/core"
 import { KubeConfig, PortForward as ClientNodePortForward } from "@kubernetes/client-node"
 
@@ -166,7 +166,7 @@ export const kubeForward = (id: string, label: string, s: Settings, instrument: 
   const options: Kubectl.Options = { binary: s.kubectl, kubeconfig: s.kubeconfigPath, env: { KUBECACHEDIR: s.cacheDir } }
   const recorder = { current: {} as Record<string, number>, args: [] as Array<ReadonlyArray<string>> }
   const layer = instrument
-    ? Layer.mergeAll(instrumentedKubectl(options, recorder), PortAllocator.layer)
+    ? PortForward.layerWith(instrumentedKubectl(options, recorder))
     : PortForward.layer(options)
   const runtime = ManagedRuntime.make(layer)
   const spec = (t: Target) => ({ target: `pod/${t.pod}`, namespace: t.namespace, ports: [t.port] })

@@ -5,7 +5,7 @@
 import { assert } from "@effect/vitest"
 import { Context, Effect, Layer, type Scope } from "effect"
 import * as Net from "node:net"
-import { Kubectl, PortAllocator } from "@kube-forward/core"
+import { type Forwarder, type Kubectl, type PortAllocator, PortForward } from "@kube-forward/core"
 import { FakeCluster, Processes } from "@kube-forward/testkit"
 
 /** The kubectl the suites run: `KUBE_FORWARD_TEST_KUBECTL` or the `kubectl` on PATH. */
@@ -14,7 +14,7 @@ export const defaultKubectl = process.env.KUBE_FORWARD_TEST_KUBECTL ?? "kubectl"
 /** A fake cluster plus the services a forward needs, pointed at it. */
 export interface TestCluster {
   readonly cluster: FakeCluster.FakeCluster
-  readonly layer: Layer.Layer<Kubectl.Kubectl | PortAllocator.PortAllocator>
+  readonly layer: Layer.Layer<Forwarder.Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator>
   /** Live (non-zombie) kubectl port-forward processes that talk to this cluster. */
   readonly leftovers: () => Array<Processes.ProcessInfo>
 }
@@ -26,10 +26,7 @@ export const testCluster = (
 ): Effect.Effect<TestCluster, FakeCluster.FakeClusterError, Scope.Scope> =>
   Effect.gen(function*() {
     const cluster = yield* FakeCluster.make(options)
-    const layer = Layer.mergeAll(
-      Kubectl.layer({ binary, kubeconfig: cluster.kubeconfigPath, env: { KUBECACHEDIR: cluster.cacheDir } }),
-      PortAllocator.layer
-    )
+    const layer = PortForward.layer({ binary, kubeconfig: cluster.kubeconfigPath, env: { KUBECACHEDIR: cluster.cacheDir } })
     return { cluster, layer, leftovers: () => livePortForwards(cluster.kubeconfigPath) }
   })
 
@@ -93,7 +90,7 @@ export class Cluster extends Context.Service<Cluster, TestCluster>()("test/suppo
 export const clusterLayer = (
   options: FakeCluster.Options,
   binary?: string
-): Layer.Layer<Cluster | Kubectl.Kubectl | PortAllocator.PortAllocator, FakeCluster.FakeClusterError> =>
+): Layer.Layer<Cluster | Forwarder.Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator, FakeCluster.FakeClusterError> =>
   Layer.unwrap(
     testCluster(options, binary).pipe(Effect.map((t) => Layer.mergeAll(t.layer, Layer.succeed(Cluster, t))))
   )

@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Duration, Effect, Option, Schedule, Schema, SchemaIssue } from "effect"
+import { Duration, Effect, Option, Schedule, Schema, SchemaGetter, SchemaIssue } from "effect"
 import { InvalidSpec, type PortForwardError } from "./PortForwardError.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -126,15 +126,21 @@ const parseTargetString = (input: string): Target | string => {
   return objectNameIssue(name) ?? { kind, name }
 }
 
-const TargetString = Schema.String.check(check((s: string) => {
-  const parsed = parseTargetString(s)
-  return typeof parsed === "string" ? parsed : undefined
-}))
-
 const TargetObject = Schema.Struct({
   kind: Schema.Literals(["pod", "service", "deployment", "statefulset"]),
   name: Schema.String.check(check(objectNameIssue))
 })
+
+/** `KIND/NAME` (or a bare pod name), parsed once, into a {@link Target}. */
+const TargetString = Schema.String.pipe(Schema.decodeTo(TargetObject, {
+  decode: SchemaGetter.transformEffect((input: string, options) => {
+    const parsed = parseTargetString(input)
+    return typeof parsed === "string"
+      ? Effect.fail(new SchemaIssue.InvalidValue({ message: parsed }, input, options))
+      : Effect.succeed(parsed)
+  }),
+  encode: SchemaGetter.transform((target: Target) => `${target.kind}/${target.name}`)
+}))
 
 const RemotePort = Schema.Union([
   Schema.Number.check(check(portIssue)),
@@ -276,6 +282,14 @@ export interface Input {
 }
 
 /**
+ * The hand-written {@link Input} (with its field docs) and the Schema's encoded side must
+ * describe the same object: this fails to compile when one changes without the other.
+ */
+type Same<A, B> = [A] extends [B] ? [B] extends [A] ? true : false : false
+const inputMatchesSchema: Same<Input, typeof ForwardSpecInput.Encoded> = true
+void inputMatchesSchema
+
+/**
  * One port of a decoded spec. `local` is `undefined` for a dynamic local port.
  *
  * @category models
@@ -333,9 +347,7 @@ const pathText = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey 
     : path.map((p) => String(typeof p === "object" ? p.key : p)).join(".")
 
 const normalise = (input: typeof ForwardSpecInput.Type): ForwardSpec => {
-  const target: Target = typeof input.target === "string"
-    ? (parseTargetString(input.target) as Target)
-    : { kind: input.target.kind, name: input.target.name }
+  const target: Target = { kind: input.target.kind, name: input.target.name }
   const addresses = input.address === undefined
     ? [defaultAddress]
     : typeof input.address === "string"

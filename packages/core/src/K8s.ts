@@ -18,10 +18,10 @@
  */
 import type { Effect, Scope } from "effect"
 import type { Input, RemotePort, TargetKind } from "./ForwardSpec.ts"
-import type * as Kubectl from "./Kubectl.ts"
+import type { Forwarder } from "./Forwarder.ts"
 import type * as PortAllocator from "./PortAllocator.ts"
 import * as PortForward from "./PortForward.ts"
-import type { PortForwardError } from "./PortForwardError.ts"
+import type { OpenError } from "./PortForwardError.ts"
 
 /**
  * Settings shared by every forward of a client: everything of a spec except the target and
@@ -45,11 +45,11 @@ export interface Forwardable {
   readonly portForward: (
     localPort: number,
     remotePort: RemotePort
-  ) => Effect.Effect<PortForward.PortForward, PortForwardError, Scope.Scope | Kubectl.Kubectl | PortAllocator.PortAllocator>
+  ) => Effect.Effect<PortForward.PortForward, OpenError, Scope.Scope | Forwarder | PortAllocator.PortAllocator>
   /** Forwards a dynamically chosen local port to `remotePort`; read it from `localPort`. */
   readonly portForwardDynamic: (
     remotePort: RemotePort
-  ) => Effect.Effect<PortForward.PortForward, PortForwardError, Scope.Scope | Kubectl.Kubectl | PortAllocator.PortAllocator>
+  ) => Effect.Effect<PortForward.PortForward, OpenError, Scope.Scope | Forwarder | PortAllocator.PortAllocator>
 }
 
 /**

@@ -16,23 +16,8 @@
  *
  * @since 0.1.0
  */
-import {
-  Cause,
-  Config,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Layer,
-  Option,
-  Queue,
-  type Scope,
-  Stream
-} from "effect"
-import { execa } from "execa"
-import * as Fs from "node:fs"
-import { LineSplitter } from "./internal/lines.ts"
-import { realSleep } from "./internal/time.ts"
+import { Config, Context, Duration, Effect, Layer, Option, type Scope, type Stream } from "effect"
+import * as Process from "./internal/process.ts"
 import * as Watchdog from "./internal/watchdog.ts"
 import { KubectlFailed, KubectlNotFound } from "./PortForwardError.ts"
 
@@ -136,68 +121,11 @@ export interface Options {
   readonly watchdog?: boolean | undefined
 }
 
-/**
- * Whether any live (non-zombie) process is left in group `pgid`. A zombie holds no port and
- * is only waiting for init to reap it, which in some containers takes a while; on Linux the
- * group's members are read from /proc so zombies can be told apart.
- */
-const isGroupAlive = (pgid: number): boolean => {
-  try {
-    process.kill(-pgid, 0)
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-  if (process.platform !== "linux") return true
-  try {
-    for (const entry of Fs.readdirSync("/proc")) {
-      if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue
-      let stat: string
-      try {
-        stat = Fs.readFileSync(`/proc/${entry}/stat`, "latin1")
-      } catch {
-        continue
-      }
-      // "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      if (Number(fields[2]) === pgid && fields[0] !== "Z" && fields[0] !== "X") return true
-    }
-    return false
-  } catch {
-    return true
-  }
-}
-
-const signalGroup = (pgid: number, signal: NodeJS.Signals): void => {
-  try {
-    process.kill(-pgid, signal)
-  } catch {
-    // the group is gone already
-  }
-}
-
-/** How long the longest wait for a group to empty after SIGKILL may take. */
-const REAP_LIMIT_MS = 2000
-
-/**
- * After the leader exited: make sure no member of its group outlives it (a wrapper's child that
- * ignored SIGTERM, say). Looks at the group, SIGKILLs what is left and waits for it, up to
- * {@link REAP_LIMIT_MS}; the group is normally empty on the first look.
- */
-const reapGroup = (pgid: number): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    if (!isGroupAlive(pgid)) return
-    signalGroup(pgid, "SIGKILL")
-    for (let waited = 0; waited < REAP_LIMIT_MS && isGroupAlive(pgid); waited += 5) yield* realSleep(5)
-  })
-
-/**
- * How long kubectl's pipes may stay open after kubectl exited (something it started, in a
- * session of its own, may have inherited them) before they are closed from our side.
- */
-const PIPE_DRAIN_MS = 250
-
-/** Spawn errors that mean the binary cannot be run at all (as opposed to a momentary shortage). */
-const NOT_RUNNABLE = new Set(["ENOENT", "EACCES", "ENOTDIR", "ELOOP", "ENAMETOOLONG", "ENOEXEC"])
+/** An optional variable, where an empty value counts as unset. */
+const nonEmpty = (name: string): Config.Config<string | undefined> =>
+  Config.option(Config.String(name)).pipe(
+    Config.map((o) => Option.getOrUndefined(Option.filter(o, (v) => v.length > 0)))
+  )
 
 /** Merges the layer's global flags before the caller's arguments; a later flag overrides an earlier one. */
 const globalFlags = (options: Options): Array<string> => [
@@ -206,117 +134,31 @@ const globalFlags = (options: Options): Array<string> => [
   ...(options.namespace !== undefined ? [`--namespace=${options.namespace}`] : [])
 ]
 
-const makeSpawner = (options: Options) => {
+/**
+ * Builds the execa-backed runner.
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const make = (options: Options = {}): Kubectl["Service"] => {
   const binary = options.binary ?? "kubectl"
-  const grace = Duration.toMillis(options.killGrace ?? Duration.seconds(2))
-  const useWatchdog = options.watchdog ?? true
+  const graceMs = Duration.toMillis(Duration.fromInputUnsafe(options.killGrace ?? Duration.seconds(2)))
+  const watchdog = options.watchdog ?? true
   const flags = globalFlags(options)
-
-  return (args: ReadonlyArray<string>): Effect.Effect<KubectlProcess, KubectlNotFound | KubectlFailed, Scope.Scope> =>
+  // the watchdog starts with the runner, off the first forward's way to ready
+  if (watchdog) Watchdog.prepare()
+  const spawn = (args: ReadonlyArray<string>) =>
     Effect.acquireRelease(
-      Effect.gen(function*() {
-        const queue = yield* Queue.unbounded<OutputLine, Cause.Done>()
-        // completed once: the process exited and its output was read to the end
-        const exited = yield* Deferred.make<ExitStatus>()
-        const subprocess = execa(binary, [...flags, ...args], {
-          // its own process group, signalled as a whole by subprocess.kill
-          killDescendants: true,
-          // the grace period and SIGKILL are ours (below); with the watchdog on, it also covers
-          // this process exiting without finalizers, which is what execa's cleanup hooks do —
-          // leaving both off saves ~0.85 ms of CPU per spawn
-          forceKillAfterDelay: false,
-          cleanup: !useWatchdog,
-          stdin: "ignore",
-          stdout: "pipe",
-          stderr: "pipe",
-          buffer: false,
-          reject: false,
-          env: options.env,
-          extendEnv: true
-        })
-        const pid = subprocess.pid
-        if (pid === undefined) {
-          const result = yield* Effect.promise(() => subprocess)
-          const code = (result as { readonly code?: string }).code
-          const detail = code === "ENOENT"
-            ? `${binary} was not found on PATH (set the binary in Kubectl.layer or KUBE_FORWARD_KUBECTL)`
-            : result.shortMessage ?? result.message ?? "spawn failed"
-          return yield* (code === undefined || NOT_RUNNABLE.has(code)
-            ? new KubectlNotFound({ binary, detail })
-            : new KubectlFailed({ exitCode: null, signal: null, stderr: `could not start ${binary}: ${detail}` }))
-        }
-        if (useWatchdog) Watchdog.guard(pid)
-
-        // The exit is known when the process has exited and both pipes are closed. A pipe
-        // held open by something that escaped the process group is closed from our side after
-        // PIPE_DRAIN_MS, so neither `exit` nor `kill` can wait for it forever.
-        let exitInfo: ExitStatus | undefined
-        let openPipes = 0
-        let drainTimer: ReturnType<typeof setTimeout> | undefined
-        const settle = () => {
-          if (exitInfo === undefined || openPipes > 0 || Deferred.isDoneUnsafe(exited)) return
-          if (drainTimer !== undefined) clearTimeout(drainTimer)
-          Queue.endUnsafe(queue)
-          Deferred.doneUnsafe(exited, Effect.succeed(exitInfo))
-        }
-        const pipe = (stream: NodeJS.ReadableStream & { destroy?: () => void } | null, name: OutputLine["stream"]) => {
-          if (stream === null) return
-          openPipes++
-          const splitter = new LineSplitter()
-          let open = true
-          stream.on("data", (chunk: Uint8Array | string) => {
-            for (const text of splitter.push(chunk)) Queue.offerUnsafe(queue, { stream: name, text })
-          })
-          stream.on("error", () => {})
-          stream.on("close", () => {
-            if (!open) return
-            open = false
-            for (const text of splitter.end()) Queue.offerUnsafe(queue, { stream: name, text })
-            openPipes--
-            settle()
-          })
-        }
-        pipe(subprocess.stdout, "stdout")
-        pipe(subprocess.stderr, "stderr")
-        subprocess.nodeChildProcess.once("exit", (code, signal) => {
-          exitInfo = { exitCode: code, signal }
-          if (openPipes === 0) return settle()
-          drainTimer = setTimeout(() => {
-            subprocess.stdout?.destroy()
-            subprocess.stderr?.destroy()
-          }, PIPE_DRAIN_MS)
-          drainTimer.unref()
-        })
-        // execa's own result is not used (reject: false, so it never rejects)
-        subprocess.then(() => undefined, () => undefined)
-
-        // reaped once: signalling the group again later could hit a reused process group id
-        const exit = yield* Effect.cached(
-          Deferred.await(exited).pipe(
-            Effect.tap(() => reapGroup(pid)),
-            Effect.tap(() => Effect.sync(() => useWatchdog && Watchdog.release(pid)))
-          )
+      Process.spawn({ binary, args: [...flags, ...args], env: options.env, graceMs, watchdog }).pipe(
+        Effect.mapError((failure) =>
+          failure._tag === "NotRunnable"
+            ? new KubectlNotFound({ binary, detail: failure.detail })
+            : new KubectlFailed({ exitCode: null, signal: null, stderr: "", detail: `could not start ${binary}: ${failure.detail}` })
         )
-        const escalate = realSleep(grace).pipe(
-          Effect.andThen(Effect.sync(() => signalGroup(pid, "SIGKILL"))),
-          Effect.andThen(Effect.never)
-        )
-        const kill = Effect.suspend(() => {
-          if (Deferred.isDoneUnsafe(exited)) return exit
-          subprocess.kill("SIGTERM")
-          return Effect.raceFirst(Deferred.await(exited), escalate).pipe(Effect.andThen(exit))
-        })
-        const process: KubectlProcess = {
-          pid,
-          output: Stream.fromQueue(queue),
-          exit,
-          exitStatus: Effect.sync(() => Deferred.isDoneUnsafe(exited) ? Option.fromUndefinedOr(exitInfo) : Option.none()),
-          kill
-        }
-        return process
-      }),
+      ),
       (process) => process.kill
     )
+  return Kubectl.of({ binary, namespace: options.namespace, spawn })
 }
 
 /**
@@ -331,15 +173,29 @@ const makeSpawner = (options: Options) => {
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options: Options = {}): Layer.Layer<Kubectl> =>
-  Layer.sync(Kubectl, () => {
-    // the watchdog starts with the layer, off the first forward's way to ready
-    if (options.watchdog ?? true) Watchdog.prepare()
-    return Kubectl.of({ binary: options.binary ?? "kubectl", namespace: options.namespace, spawn: makeSpawner(options) })
-  })
+export const layer = (options: Options = {}): Layer.Layer<Kubectl> => Layer.sync(Kubectl, () => make(options))
 
 /**
- * Runs kubectl with execa, configured from the environment:
+ * Runs kubectl with execa, its options read from `Config`s (any `ConfigProvider`): pass a
+ * `Config` of the whole {@link Options}, or a record with a `Config` per option.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * const KubectlLive = Kubectl.layerConfig({
+ *   binary: Config.String("MY_KUBECTL").pipe(Config.withDefault("kubectl")),
+ *   context: Config.String("MY_CONTEXT")
+ * })
+ * ```
+ *
+ * @category layers
+ * @since 0.2.0
+ */
+export const layerConfig = (options: Config.Wrap<Options>): Layer.Layer<Kubectl, Config.ConfigError> =>
+  Layer.effect(Kubectl, Config.unwrap(options).pipe(Effect.map(make)))
+
+/**
+ * The {@link Options} read from kube-forward's environment variables:
  *
  * | variable | option | default |
  * |---|---|---|
@@ -350,27 +206,26 @@ export const layer = (options: Options = {}): Layer.Layer<Kubectl> =>
  * | `KUBE_FORWARD_KILL_GRACE` | `killGrace` (a duration, e.g. `500 millis`) | 2 seconds |
  * | `KUBE_FORWARD_WATCHDOG` | `watchdog` (`false` turns it off) | `true` |
  *
- * @category layers
- * @since 0.1.0
+ * @category config
+ * @since 0.2.0
  */
-export const layerConfig: Layer.Layer<Kubectl, Config.ConfigError> = Layer.unwrap(
-  Effect.gen(function*() {
-    const nonEmpty = (name: string) =>
-      Config.option(Config.String(name)).pipe(
-        Config.map((o) => Option.getOrUndefined(Option.filter(o, (v) => v.length > 0)))
-      )
-    const binary = yield* Config.String("KUBE_FORWARD_KUBECTL").pipe(Config.withDefault("kubectl"))
-    const kubeconfig = yield* nonEmpty("KUBECONFIG")
-    return layer({
-      binary,
-      kubeconfig: kubeconfig !== undefined && !kubeconfig.includes(":") ? kubeconfig : undefined,
-      context: yield* nonEmpty("KUBE_FORWARD_CONTEXT"),
-      namespace: yield* nonEmpty("KUBE_FORWARD_NAMESPACE"),
-      killGrace: Option.getOrUndefined(yield* Config.option(Config.Duration("KUBE_FORWARD_KILL_GRACE"))),
-      watchdog: Option.getOrUndefined(yield* Config.option(Config.Boolean("KUBE_FORWARD_WATCHDOG")))
-    })
-  })
-)
+export const envConfig: Config.Config<Options> = Config.all({
+  binary: Config.String("KUBE_FORWARD_KUBECTL").pipe(Config.withDefault("kubectl")),
+  kubeconfig: nonEmpty("KUBECONFIG").pipe(Config.map((k) => k !== undefined && !k.includes(":") ? k : undefined)),
+  context: nonEmpty("KUBE_FORWARD_CONTEXT"),
+  namespace: nonEmpty("KUBE_FORWARD_NAMESPACE"),
+  killGrace: Config.option(Config.Duration("KUBE_FORWARD_KILL_GRACE")).pipe(Config.map(Option.getOrUndefined)),
+  watchdog: Config.option(Config.Boolean("KUBE_FORWARD_WATCHDOG")).pipe(Config.map(Option.getOrUndefined))
+})
+
+/**
+ * Runs kubectl with execa, configured from kube-forward's environment variables
+ * ({@link envConfig}): `layerConfig(envConfig)`.
+ *
+ * @category layers
+ * @since 0.2.0
+ */
+export const layerFromEnv: Layer.Layer<Kubectl, Config.ConfigError> = layerConfig(envConfig)
 
 /**
  * What a scripted kubectl does: print `output` (strings are stdout lines), then exit with
@@ -387,6 +242,28 @@ export interface TestScript {
 }
 
 let testPid = 900_000
+
+/** One scripted process, on the same handle as a real one. */
+const scriptedProcess = (s: TestScript): Effect.Effect<KubectlProcess> =>
+  Effect.gen(function*() {
+    const pid = testPid++
+    const finish = (status: ExitStatus) => Effect.sync(() => handle.settle(status))
+    const handle: Process.Handle = yield* Process.makeHandle({
+      pid,
+      terminate: Effect.suspend(() => s.onKill ?? Effect.void).pipe(
+        Effect.andThen(finish({ exitCode: null, signal: "SIGTERM" }))
+      ),
+      forceKill: Effect.void,
+      graceMs: 0,
+      afterExit: Effect.void
+    })
+    for (const line of s.output ?? []) handle.offer(typeof line === "string" ? { stream: "stdout", text: line } : line)
+    if (s.exit !== undefined) {
+      const exit = s.exit
+      yield* (Effect.isEffect(exit) ? exit : Effect.succeed(exit)).pipe(Effect.flatMap(finish), Effect.forkDetach)
+    }
+    return handle.process
+  })
 
 /**
  * A scripted kubectl for unit tests of code built on this service: `script` receives the
@@ -413,45 +290,10 @@ export const layerTest = (
       binary: "kubectl (test)",
       spawn: (args) =>
         Effect.acquireRelease(
-          Effect.gen(function*() {
+          Effect.suspend(() => {
             const result = script(args, index++)
-            const s = Effect.isEffect(result) ? yield* result : result
-            const queue = yield* Queue.unbounded<OutputLine, Cause.Done>()
-            const exited = yield* Deferred.make<ExitStatus>()
-            let ended: ExitStatus | undefined
-            const finish = (status: ExitStatus) =>
-              Effect.sync(() => {
-                if (Deferred.isDoneUnsafe(exited)) return
-                ended = status
-                Queue.endUnsafe(queue)
-                Deferred.doneUnsafe(exited, Effect.succeed(status))
-              })
-            for (const line of s.output ?? []) {
-              Queue.offerUnsafe(queue, typeof line === "string" ? { stream: "stdout", text: line } : line)
-            }
-            if (s.exit !== undefined) {
-              const exit = s.exit
-              yield* (Effect.isEffect(exit) ? exit : Effect.succeed(exit)).pipe(
-                Effect.flatMap(finish),
-                Effect.forkDetach
-              )
-            }
-            const kill = Effect.gen(function*() {
-              if (!Deferred.isDoneUnsafe(exited)) {
-                if (s.onKill !== undefined) yield* s.onKill
-                yield* finish({ exitCode: null, signal: "SIGTERM" })
-              }
-              return yield* Deferred.await(exited)
-            })
-            const process: KubectlProcess = {
-              pid: testPid++,
-              output: Stream.fromQueue(queue),
-              exit: Deferred.await(exited),
-              exitStatus: Effect.sync(() => Option.fromUndefinedOr(ended)),
-              kill
-            }
-            return process
-          }),
+            return Effect.isEffect(result) ? result : Effect.succeed(result)
+          }).pipe(Effect.flatMap(scriptedProcess)),
           (process) => process.kill
         )
     })

@@ -6,7 +6,7 @@
  *   between choosing and binding.
  * - {@link layerRange}: hands out ports from a fixed range, lowest free one first, for CI
  *   machines where only some ports may be used or where port numbers should be predictable.
- * - {@link make}: build your own from two functions.
+ * - {@link make}: build your own from an `allocate` function (and optionally `isFree`).
  *
  * `isFree` answers whether a port can be bound right now at an address; the forward uses it to
  * report `PortInUse` for a fixed port before starting kubectl.
@@ -61,14 +61,21 @@ const bindable = (port: number, host: string): Effect.Effect<boolean> =>
   })
 
 /**
- * Builds an allocator from two functions.
+ * Builds an allocator from an `allocate` function; `isFree` defaults to the real check
+ * ({@link isFree}). Provide it with `Layer.succeed(PortAllocator, PortAllocator.make(...))`.
+ *
+ * @example
+ * ```ts
+ * const Fixed = Layer.succeed(PortAllocator.PortAllocator, PortAllocator.make({ allocate: () => Effect.succeed(0) }))
+ * ```
  *
  * @category constructors
  * @since 0.1.0
  */
-export const make = (
-  service: PortAllocator["Service"]
-): Layer.Layer<PortAllocator> => Layer.succeed(PortAllocator, PortAllocator.of(service))
+export const make = (service: {
+  readonly allocate: PortAllocator["Service"]["allocate"]
+  readonly isFree?: PortAllocator["Service"]["isFree"] | undefined
+}): PortAllocator["Service"] => PortAllocator.of({ allocate: service.allocate, isFree: service.isFree ?? isFree })
 
 /**
  * The default allocator: the operating system chooses each dynamic port at bind time.
@@ -76,15 +83,43 @@ export const make = (
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<PortAllocator> = make({
-  allocate: () => Effect.succeed(0),
-  isFree
-})
+export const layer: Layer.Layer<PortAllocator> = Layer.succeed(PortAllocator, make({ allocate: () => Effect.succeed(0) }))
 
 /**
- * Hands out ports from `from` to `to` (inclusive): the lowest port that is neither held by
- * another forward of this layer nor bound by anyone else. A port goes back to the pool when
- * the forward that holds it closes.
+ * Builds an allocator that hands out ports from `from` to `to` (inclusive): the lowest port
+ * that is neither held by another forward of this allocator nor bound by anyone else. A port
+ * goes back to the pool when the forward that holds it closes.
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const makeRange = (range: { readonly from: number; readonly to: number }): PortAllocator["Service"] => {
+  // port claims of this allocator: port -> the claim's token, so a release only undoes its own
+  // claim (a forward listens on one port number on each of its addresses)
+  const held = new Map<number, symbol>()
+  const release = (port: number, token: symbol) =>
+    Effect.sync(() => {
+      if (held.get(port) === token) held.delete(port)
+    })
+  const freeEverywhere = (port: number, addresses: ReadonlyArray<string>) =>
+    Effect.forEach(addresses, (address) => isFree(port, address)).pipe(Effect.map((free) => free.every(Boolean)))
+  const allocate = (addresses: ReadonlyArray<string>): Effect.Effect<number, PortsExhausted, Scope.Scope> =>
+    Effect.gen(function*() {
+      for (let port = range.from; port <= range.to; port++) {
+        if (held.has(port)) continue
+        const token = Symbol(String(port))
+        // claim first, then check, so two concurrent allocations never get the same port
+        yield* Effect.acquireRelease(Effect.sync(() => held.set(port, token)), () => release(port, token))
+        if (yield* freeEverywhere(port, addresses)) return port
+        yield* release(port, token)
+      }
+      return yield* new PortsExhausted({ from: range.from, to: range.to, address: addresses.join(",") })
+    })
+  return make({ allocate })
+}
+
+/**
+ * Hands out ports from `from` to `to` (inclusive), lowest free first ({@link makeRange}).
  *
  * @example
  * ```ts
@@ -95,27 +130,4 @@ export const layer: Layer.Layer<PortAllocator> = make({
  * @since 0.1.0
  */
 export const layerRange = (range: { readonly from: number; readonly to: number }): Layer.Layer<PortAllocator> =>
-  Layer.sync(PortAllocator, () => {
-    // port claims of this layer: port -> the claim's token, so a release only undoes its own
-    // claim (a forward listens on one port number on each of its addresses)
-    const held = new Map<number, symbol>()
-    const release = (port: number, token: symbol) =>
-      Effect.sync(() => {
-        if (held.get(port) === token) held.delete(port)
-      })
-    const freeEverywhere = (port: number, addresses: ReadonlyArray<string>) =>
-      Effect.forEach(addresses, (address) => isFree(port, address)).pipe(Effect.map((free) => free.every(Boolean)))
-    const allocate = (addresses: ReadonlyArray<string>): Effect.Effect<number, PortsExhausted, Scope.Scope> =>
-      Effect.gen(function*() {
-        for (let port = range.from; port <= range.to; port++) {
-          if (held.has(port)) continue
-          const token = Symbol(String(port))
-          // claim first, then check, so two concurrent allocations never get the same port
-          yield* Effect.acquireRelease(Effect.sync(() => held.set(port, token)), () => release(port, token))
-          if (yield* freeEverywhere(port, addresses)) return port
-          yield* release(port, token)
-        }
-        return yield* new PortsExhausted({ from: range.from, to: range.to, address: addresses.join(",") })
-      })
-    return PortAllocator.of({ allocate, isFree })
-  })
+  Layer.sync(PortAllocator, () => makeRange(range))

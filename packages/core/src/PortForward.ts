@@ -1,11 +1,15 @@
 /**
  * A Kubernetes port forward as a `Scope`-managed resource.
  *
- * `make(spec)` starts `kubectl port-forward`, waits until every requested port is listening
- * and (by default) one connection through each port reached the pod, and gives back a
- * {@link PortForward}. Leaving the scope closes it: kubectl's whole process tree is ended and
- * waited for, so the local ports can be bound again, on success, failure and interruption
- * alike.
+ * `make(spec)` starts the forward on its carrier (the {@link Forwarder} in context: kubectl by
+ * default), waits until every requested port is listening and (by default) one connection
+ * through each port reached the pod, and gives back a {@link PortForward}. Leaving the scope
+ * closes it: the carrier is ended and waited for (kubectl's whole process tree), so the local
+ * ports can be bound again, on success, failure and interruption alike.
+ *
+ * Everything here is the same whatever the carrier: decode → choose local ports → retry(start
+ * an attempt) → verify → Ready → keepalive → supervise/reconnect → close, with a span per
+ * forward and per attempt and the metrics of `ForwardMetrics`.
  *
  * @example
  * ```ts
@@ -31,68 +35,52 @@ import {
   Effect,
   Exit,
   Layer,
+  Metric,
   Option,
   Ref,
   Scope,
   Stream,
   SubscriptionRef
 } from "effect"
+import * as ForwardMetrics from "./ForwardMetrics.ts"
+import { type Attempt, type ForwardedPort, Forwarder } from "./Forwarder.ts"
 import type { ForwardSpec, Input, RemotePort } from "./ForwardSpec.ts"
 import { decode } from "./ForwardSpec.ts"
-import { portForwardArgs } from "./internal/args.ts"
-import {
-  classifyFailure,
-  type ExitInfo,
-  type FailureContext,
-  type Forwarding,
-  lostReason,
-  parseForwarding,
-  parseListenFailure,
-  parseStreamError
-} from "./internal/output.ts"
-import { ioBarrier, probe } from "./internal/probe.ts"
-import { realSleep } from "./internal/time.ts"
+import { probe } from "./internal/probe.ts"
 import * as Kubectl from "./Kubectl.ts"
+import * as KubectlForwarder from "./KubectlForwarder.ts"
 import * as PortAllocator from "./PortAllocator.ts"
 import {
   ForwardLost,
   isReconnectable,
   isTransient,
-  KubectlFailed,
+  type OpenError,
   type PortForwardError,
   PortInUse,
-  RemoteRefused,
+  type PortsExhausted,
   Timeout
 } from "./PortForwardError.ts"
 import * as Retry from "./Retry.ts"
+
+/**
+ * One forwarded port: where it listens locally and where it goes (defined with the carrier
+ * service, `Forwarder`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type { ForwardedPort } from "./Forwarder.ts"
 
 // ---------------------------------------------------------------------------------------------
 // models
 // ---------------------------------------------------------------------------------------------
 
 /**
- * One forwarded port: where it listens locally and where it goes.
- *
- * @category models
- * @since 0.1.0
- */
-export interface ForwardedPort {
-  /** The local address it listens on (the first one, when several were asked for). */
-  readonly address: string
-  /** The local port. */
-  readonly local: number
-  /** The remote port as requested: a number or a container port name. */
-  readonly remote: RemotePort
-  /** The container port the bytes reach, as kubectl resolved it (a service port is mapped to its target port). */
-  readonly targetPort: number
-}
-
-/**
  * The life of a forward, as seen on {@link PortForward.status}.
  *
- * - `Starting`: kubectl is starting or the first attempt is being retried;
+ * - `Starting`: the first attempt is starting or being retried;
  * - `Ready`: every port listens and carries bytes;
- * - `Reconnecting`: kubectl went away after ready and the reconnect policy is bringing it back
+ * - `Reconnecting`: the carrier went away after ready and the reconnect policy is bringing it back
  *   (`attempt` counts from 1, `cause` is the latest failure);
  * - `Closed`: closed by the user or the scope;
  * - `Failed`: lost and not (or no longer) reconnecting; `error` says why.
@@ -114,7 +102,7 @@ export type ForwardStatus =
  * @since 0.1.0
  */
 export interface PortForward {
-  /** The target as given to kubectl, e.g. `pod/web` or `service/web`. */
+  /** The target, normalised: `pod/web`, `service/web`, … */
   readonly target: string
   /** The namespace, when one was given. */
   readonly namespace: string | undefined
@@ -130,194 +118,210 @@ export interface PortForward {
   readonly currentStatus: Effect.Effect<ForwardStatus>
   /** The status now and every change after, until the forward is closed or failed. */
   readonly status: Stream.Stream<ForwardStatus>
-  /** Closes the forward now rather than at the end of the scope. Idempotent; returns once kubectl is gone and the ports are free. */
+  /** Closes the forward now rather than at the end of the scope. Idempotent; returns once the carrier is gone (kubectl's whole process tree) and the ports are free. */
   readonly close: Effect.Effect<void>
   /** Waits until the forward ends: succeeds when it was closed, fails with `ForwardLost` when it was lost for good. */
   readonly awaitClosed: Effect.Effect<void, ForwardLost>
 }
 
 // ---------------------------------------------------------------------------------------------
-// one kubectl process
+// one forward's state
 // ---------------------------------------------------------------------------------------------
 
-/** What one running kubectl process gives the forward. */
-interface Attempt {
-  readonly ports: ReadonlyArray<ForwardedPort>
-  readonly process: Kubectl.KubectlProcess
-  /** Completes when kubectl has exited: how, and what it printed on stderr last. */
-  readonly ended: Deferred.Deferred<{ readonly exit: ExitInfo; readonly stderr: ReadonlyArray<string> }>
-  /** A reason that overrides the one read from kubectl's output (set by the keepalive). */
-  readonly lossReason: Ref.Ref<string | undefined>
+/** Everything one forward's lifecycle shares. */
+interface Engine {
+  readonly spec: ForwardSpec
+  readonly forwarder: Forwarder["Service"]
+  readonly status: SubscriptionRef.SubscriptionRef<ForwardStatus>
+  /** Completes when the forward ends: closed, or lost for good. */
+  readonly done: Deferred.Deferred<void, ForwardLost>
+  /** Everything the forward started: attempts, ports, the supervisor. */
+  readonly scope: Scope.Closeable
+  /** Set when closing began, so an attempt that ends because of it is no loss. */
+  readonly closing: Ref.Ref<boolean>
+  /** Local ports the library chose (a `PortInUse` on them is worth a retry). */
+  readonly dynamicPorts: Set<number>
+  readonly attributes: Readonly<Record<string, string>>
 }
 
-const MAX_STDERR_LINES = 500
-
-/** Assigns kubectl's `Forwarding from` lines to the requested ports. */
-class ForwardingTable {
-  readonly locals: Array<number | undefined>
-  readonly lines: Array<Array<Forwarding>>
-  readonly addresses: ReadonlyArray<string>
-  constructor(requested: ReadonlyArray<number>, addresses: ReadonlyArray<string>) {
-    this.locals = requested.map((p) => p === 0 ? undefined : p)
-    this.lines = requested.map(() => [])
-    this.addresses = addresses
-  }
-  add(line: Forwarding): void {
-    let index = this.locals.indexOf(line.local)
-    if (index === -1) {
-      index = this.locals.findIndex((l) => l === undefined)
-      if (index === -1) return
-      this.locals[index] = line.local
-    }
-    this.lines[index].push(line)
-  }
-  /**
-   * Every port has a line for each explicit address, plus one for `localhost` (kubectl binds
-   * it on 127.0.0.1 and ::1 and reports whichever worked; it fails only if neither did).
-   */
-  get complete(): boolean {
-    const expected = this.addresses.filter((a) => a !== "localhost").length + (this.addresses.includes("localhost") ? 1 : 0)
-    return this.lines.every((l) => l.length >= expected)
-  }
-  /** The requested remote port of the local port `local` of this attempt. */
-  remoteOf(local: number, ports: ReadonlyArray<{ readonly remote: RemotePort }>): RemotePort | undefined {
-    const i = this.locals.indexOf(local)
-    return i === -1 ? undefined : ports[i].remote
-  }
+/** A running attempt and the scope that stops it. */
+interface Running {
+  readonly attempt: Attempt
+  readonly scope: Scope.Closeable
 }
-
-/** How long a failed check connection waits for kubectl's exit to explain it. */
-const EXPLAIN_WAIT_MS = 200
 
 /**
- * Starts one kubectl process for `spec` with the given local ports (`0` = any) and waits
- * until it is ready (and verified), within `spec.readyTimeout`. Everything it starts belongs to
- * the current scope.
+ * Sets the status and keeps the `open` gauge in step with it: the gauge moves before the new
+ * status is published, so whoever sees a status also sees the gauge that goes with it.
  */
-const runAttempt = Effect.fnUntraced(function*(
-  kubectl: Kubectl.Kubectl["Service"],
-  spec: ForwardSpec,
-  locals: ReadonlyArray<number>,
-  forwardCtx: Omit<FailureContext, "remoteOf">
-) {
-  const process = yield* kubectl.spawn(portForwardArgs(spec, locals))
-  const table = new ForwardingTable(locals, spec.addresses)
-  const ctx: FailureContext = {
-    ...forwardCtx,
-    remoteOf: (local) => table.remoteOf(local, spec.ports)
-  }
-  const stderr: Array<string> = []
-  let streamErrors = 0
-  let listenFailed = false
-  const ready = yield* Deferred.make<ReadonlyArray<ForwardedPort>, PortForwardError>()
-  const ended = yield* Deferred.make<{ readonly exit: ExitInfo; readonly stderr: ReadonlyArray<string> }>()
-  const lossReason = yield* Ref.make<string | undefined>(undefined)
-  const running = { exitCode: null, signal: null }
-
-  const onLine = (line: Kubectl.OutputLine): void => {
-    if (line.stream === "stdout") {
-      const forwarding = parseForwarding(line.text)
-      if (forwarding === undefined) return
-      table.add(forwarding)
-      if (table.complete && !Deferred.isDoneUnsafe(ready)) {
-        Deferred.doneUnsafe(
-          ready,
-          Effect.succeed(spec.ports.map((p, i): ForwardedPort => ({
-            address: table.lines[i][0].address,
-            local: table.lines[i][0].local,
-            remote: p.remote,
-            targetPort: table.lines[i][0].remote
-          })))
-        )
-      }
-      return
-    }
-    stderr.push(line.text)
-    if (stderr.length > MAX_STDERR_LINES) stderr.splice(0, stderr.length - MAX_STDERR_LINES)
-    if (parseStreamError(line.text) !== undefined) streamErrors++
-    if (parseListenFailure(line.text) !== undefined) {
-      // kubectl goes on with the ports it could bind; for us the forward failed
-      listenFailed = true
-      if (!Deferred.isDoneUnsafe(ready)) Deferred.doneUnsafe(ready, Effect.fail(classifyFailure(ctx, stderr, running)))
-    }
-  }
-
-  yield* process.output.pipe(
-    Stream.runForEach((line) => Effect.sync(() => onLine(line))),
-    Effect.andThen(process.exit),
-    Effect.tap((exit) =>
-      Effect.sync(() => {
-        if (!Deferred.isDoneUnsafe(ready)) Deferred.doneUnsafe(ready, Effect.fail(classifyFailure(ctx, stderr, exit)))
-        Deferred.doneUnsafe(ended, Effect.succeed({ exit, stderr: stderr.slice() }))
-      })
-    ),
-    Effect.forkScoped
-  )
-
-  let stage: "ready" | "verify" = "ready"
-  const startUp = Effect.gen(function*() {
-    const ports = yield* Deferred.await(ready)
-    if (!spec.verify) return ports
-    stage = "verify"
-    const before = streamErrors
-    const checked = yield* Effect.forEach(ports, (port) => probe(port.address, port.local), {
-      concurrency: "unbounded",
-      discard: true
-    }).pipe(Effect.result)
-    // kubectl logs a refusal by the pod before it closes our connection; let that output in,
-    // since what kubectl said explains a failed check better than the check itself
-    yield* ioBarrier
-    if (checked._tag === "Failure" && !Deferred.isDoneUnsafe(ended)) {
-      // the listener is gone: kubectl is probably exiting; give its exit a moment to arrive
-      yield* Effect.raceFirst(Deferred.await(ended), realSleep(EXPLAIN_WAIT_MS))
-    }
-    if (streamErrors > before || Deferred.isDoneUnsafe(ended) || listenFailed) {
-      const exit = Deferred.isDoneUnsafe(ended) ? (yield* Deferred.await(ended)).exit : running
-      const error = classifyFailure(ctx, stderr, exit)
-      return yield* (error._tag === "KubectlFailed" && streamErrors > before
-        ? new RemoteRefused({ target: ctx.target, remotePort: ports[0].remote, detail: stderr.join("\n") })
-        : error)
-    }
-    if (checked._tag === "Failure") {
-      return yield* new KubectlFailed({
-        exitCode: null,
-        signal: null,
-        stderr: [...stderr, `check connection failed: ${checked.failure.detail}`].join("\n")
-      })
-    }
-    return ports
+const setStatus = (e: Engine, next: (current: ForwardStatus) => ForwardStatus): Effect.Effect<void> =>
+  SubscriptionRef.modifyEffect(e.status, (current) => {
+    const n = next(current)
+    const delta = (n._tag === "Ready" ? 1 : 0) - (current._tag === "Ready" ? 1 : 0)
+    const gauge = delta === 0 ? Effect.void : Metric.modify(Metric.withAttributes(ForwardMetrics.open, e.attributes), delta)
+    return Effect.as(gauge, [undefined, n] as const)
   })
 
-  // one limit for ready and verify together, measured by the Effect clock (a monotonic timer)
-  const ports = yield* startUp.pipe(
+const countFailure = (e: Engine, error: PortForwardError): Effect.Effect<void> =>
+  Metric.update(Metric.withAttributes(ForwardMetrics.failures, { ...e.attributes, error: error._tag }), 1)
+
+// ---------------------------------------------------------------------------------------------
+// attempts
+// ---------------------------------------------------------------------------------------------
+
+/** Starts the carrier and verifies it, within `readyTimeout` for both together. */
+const startVerified = (e: Engine, locals: ReadonlyArray<number>): Effect.Effect<Attempt, OpenError, Scope.Scope> => {
+  const { spec } = e
+  let stage: "ready" | "verify" = "ready"
+  return Effect.gen(function*() {
+    const attempt = yield* e.forwarder.start({ spec, locals, isDynamic: (local) => e.dynamicPorts.has(local) })
+    if (spec.verify) {
+      stage = "verify"
+      yield* attempt.verify
+    }
+    return attempt
+  }).pipe(
+    // measured by the Effect clock (a monotonic timer)
     Effect.timeoutOrElse({
       duration: spec.readyTimeout,
-      orElse: () => Effect.fail(new Timeout({ stage, after: Duration.toMillis(spec.readyTimeout), target: ctx.target }))
+      orElse: () => Effect.fail(new Timeout({ stage, after: Duration.toMillis(spec.readyTimeout), target: spec.resource }))
+    }),
+    Effect.timed,
+    Effect.flatMap(([took, attempt]) =>
+      Metric.update(Metric.withAttributes(ForwardMetrics.timeToReady, e.attributes), Duration.toSeconds(took)).pipe(
+        Effect.as(attempt)
+      )
+    ),
+    Effect.tapError((error) => countFailure(e, error)),
+    Effect.onExit((exit) => Effect.annotateCurrentSpan("kube_forward.outcome", outcome(exit))),
+    Effect.withSpan("PortForward.attempt", { attributes: { ...e.attributes, "kube_forward.locals": locals.join(",") } })
+  )
+}
+
+const outcome = (exit: Exit.Exit<unknown, PortForwardError>): string =>
+  Exit.isSuccess(exit) ? "ready" : Option.match(Exit.findErrorOption(exit), { onNone: () => "interrupted", onSome: (e) => e._tag })
+
+/** Runs one attempt in a scope of its own, closed again if the attempt fails or is interrupted. */
+const runAttempt = (e: Engine, locals: ReadonlyArray<number>): Effect.Effect<Running, OpenError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.fork(e.scope, "sequential")
+      const attempt = yield* restore(startVerified(e, locals).pipe(Scope.provide(scope))).pipe(
+        Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void)
+      )
+      return { attempt, scope }
     })
   )
-  const attempt: Attempt = { ports, process, ended, lossReason }
-  return attempt
-})
 
-/** Probes the forward every `interval`; a probe that fails or hangs ends kubectl with a reason. */
-const keepalive = (spec: ForwardSpec, attempt: Attempt) =>
+/** Fixed ports are checked, dynamic ones chosen (held in `scope` until the forward closes). */
+const choosePorts = (
+  e: Engine,
+  allocator: PortAllocator.PortAllocator["Service"],
+  scope: Scope.Scope
+): Effect.Effect<Array<number>, PortInUse | PortsExhausted> =>
   Effect.gen(function*() {
-    const settings = spec.keepalive
-    if (settings === undefined) return
+    const locals: Array<number> = []
+    for (const port of e.spec.ports) {
+      if (port.local === undefined) {
+        const chosen = yield* allocator.allocate(e.spec.addresses).pipe(Scope.provide(scope))
+        if (chosen !== 0) e.dynamicPorts.add(chosen)
+        locals.push(chosen)
+        continue
+      }
+      for (const address of e.spec.addresses) {
+        if (!(yield* allocator.isFree(port.local, address))) {
+          return yield* new PortInUse({ port: port.local, address, dynamic: false })
+        }
+      }
+      locals.push(port.local)
+    }
+    return locals
+  })
+
+/** The first start: choose the ports, then run an attempt on them; on failure both are let go. */
+const firstStart = (e: Engine, allocator: PortAllocator.PortAllocator["Service"]): Effect.Effect<Running, OpenError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const portsScope = yield* Scope.fork(e.scope, "sequential")
+      return yield* restore(
+        choosePorts(e, allocator, portsScope).pipe(Effect.flatMap((locals) => runAttempt(e, locals)))
+      ).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(portsScope, exit) : Effect.void))
+    })
+  )
+
+// ---------------------------------------------------------------------------------------------
+// after ready
+// ---------------------------------------------------------------------------------------------
+
+/** Probes every port each `interval`; completes (with why) only when a probe fails or hangs. */
+const keepalive = (
+  settings: NonNullable<ForwardSpec["keepalive"]>,
+  ports: ReadonlyArray<ForwardedPort>
+): Effect.Effect<{ readonly reason: string; readonly exitCode: null }> =>
+  Effect.gen(function*() {
     while (true) {
       yield* Effect.sleep(settings.interval)
-      const outcome = yield* Effect.forEach(attempt.ports, (p) => probe(p.address, p.local), { discard: true }).pipe(
+      const outcome = yield* Effect.forEach(ports, (p) => probe(p.address, p.local), { discard: true }).pipe(
         Effect.timeoutOrElse({
           duration: settings.timeout,
           orElse: () => Effect.fail({ _tag: "ProbeFailure" as const, detail: "no answer in time" })
         }),
         Effect.result
       )
-      if (outcome._tag === "Failure") {
-        yield* Ref.set(attempt.lossReason, `keepalive probe failed: ${outcome.failure.detail}`)
-        yield* attempt.process.kill
-        return
-      }
+      if (outcome._tag === "Failure") return { reason: `keepalive probe failed: ${outcome.failure.detail}`, exitCode: null }
+    }
+  })
+
+/** Waits until the attempt ends by itself or the keepalive finds it dead. */
+const awaitLoss = (e: Engine, live: Running) =>
+  e.spec.keepalive === undefined
+    ? live.attempt.ended
+    : Effect.raceFirst(live.attempt.ended, keepalive(e.spec.keepalive, live.attempt.ports))
+
+/** The forward is lost for good: say so first, then clean up what is left of the attempt. */
+const fail = (e: Engine, live: Running, lost: ForwardLost, error: PortForwardError = lost) =>
+  setStatus(e, () => ({ _tag: "Failed", error })).pipe(
+    Effect.andThen(Scope.close(live.scope, Exit.void)),
+    Effect.andThen(Deferred.fail(e.done, lost))
+  )
+
+/** Brings a lost forward back on the same local ports, on the reconnect schedule. */
+const reconnect = (
+  e: Engine,
+  live: Running,
+  lost: ForwardLost,
+  schedule: NonNullable<ForwardSpec["reconnect"]>
+): Effect.Effect<Running | undefined> =>
+  Effect.gen(function*() {
+    yield* setStatus(e, () => ({ _tag: "Reconnecting", attempt: 1, cause: lost }))
+    yield* Scope.close(live.scope, Exit.void)
+    let attempt = 1
+    const once = runAttempt(e, live.attempt.ports.map((p) => p.local)).pipe(
+      Effect.tapError((cause) => setStatus(e, () => ({ _tag: "Reconnecting", attempt: ++attempt, cause })))
+    )
+    const next = yield* Effect.result(Retry.retryWhile(once, schedule, isReconnectable))
+    if (next._tag === "Failure") {
+      const reason = `${lost.reason}; reconnecting failed: ${next.failure.message}`
+      yield* fail(e, live, new ForwardLost({ target: lost.target, reason, exitCode: lost.exitCode }), next.failure)
+      return undefined
+    }
+    // counted before it is announced, so whoever sees `Ready` again also sees the count
+    yield* Metric.update(Metric.withAttributes(ForwardMetrics.reconnects, e.attributes), 1)
+    yield* setStatus(e, () => ({ _tag: "Ready", ports: live.attempt.ports }))
+    return next.success
+  })
+
+/** Follows the running attempt: a loss fails the forward or, with `reconnect`, brings it back. */
+const supervise = (e: Engine, first: Running): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    let live: Running | undefined = first
+    while (live !== undefined) {
+      const ended = yield* awaitLoss(e, live)
+      if (yield* Ref.get(e.closing)) return
+      const lost = new ForwardLost({ target: e.spec.resource, reason: ended.reason, exitCode: ended.exitCode })
+      yield* countFailure(e, lost)
+      if (e.spec.reconnect === undefined) return yield* fail(e, live, lost)
+      live = yield* reconnect(e, live, lost, e.spec.reconnect)
     }
   })
 
@@ -328,15 +332,62 @@ const keepalive = (spec: ForwardSpec, attempt: Attempt) =>
 const isOpenStatus = (s: ForwardStatus) => s._tag === "Ready"
 
 /**
+ * The forward's state, and its `close`: closing runs once, when the caller's scope closes or
+ * earlier through `close`; closing the handle also takes it out of the caller's scope, so a
+ * forward closed early (or one that failed to start) leaves nothing behind in a long-lived scope.
+ */
+const makeEngine = (spec: ForwardSpec, forwarder: Forwarder["Service"], outer: Scope.Scope) =>
+  Effect.gen(function*() {
+    const e: Engine = {
+      spec,
+      forwarder,
+      status: yield* SubscriptionRef.make<ForwardStatus>({ _tag: "Starting" }),
+      done: yield* Deferred.make<void, ForwardLost>(),
+      scope: yield* Scope.fork(outer, "sequential"),
+      closing: yield* Ref.make(false),
+      dynamicPorts: new Set(),
+      attributes: { backend: forwarder.backend }
+    }
+    const handle = yield* Scope.fork(outer, "sequential")
+    yield* Scope.addFinalizer(
+      handle,
+      Ref.set(e.closing, true).pipe(
+        Effect.andThen(Scope.close(e.scope, Exit.void)),
+        Effect.andThen(setStatus(e, (s) => s._tag === "Failed" ? s : { _tag: "Closed" })),
+        Effect.andThen(Deferred.done(e.done, Exit.void))
+      )
+    )
+    const close: Effect.Effect<void> = Scope.close(handle, Exit.void).pipe(
+      Effect.andThen(Deferred.await(e.done)),
+      Effect.ignore,
+      Effect.uninterruptible
+    )
+    return { e, handle, close }
+  })
+
+const forwardValue = (e: Engine, ports: ReadonlyArray<ForwardedPort>, close: Effect.Effect<void>): PortForward => ({
+  target: e.spec.resource,
+  namespace: e.spec.namespace ?? e.forwarder.namespace,
+  ports,
+  localPort: ports[0].local,
+  remotePort: ports[0].remote,
+  isOpen: SubscriptionRef.get(e.status).pipe(Effect.map(isOpenStatus)),
+  currentStatus: SubscriptionRef.get(e.status),
+  status: SubscriptionRef.changes(e.status).pipe(Stream.takeUntil((s) => s._tag === "Closed" || s._tag === "Failed")),
+  close,
+  awaitClosed: Deferred.await(e.done)
+})
+
+/**
  * Opens a port forward in the current scope.
  *
- * The spec is decoded first (`InvalidSpec`, nothing started). Then kubectl is started with an
- * argument array; the forward is ready when kubectl reported every port and (unless
- * `verify: false`) one connection through each port reached the pod, all within
- * `readyTimeout`. Failures are typed (`PortForwardError`); with `retry`, transient ones are
- * retried on that schedule, each attempt cleaned up before the next.
+ * The spec is decoded first (`InvalidSpec`, nothing started). Then the carrier (the
+ * {@link Forwarder} in context: kubectl with {@link layer}) is started on the local ports; the
+ * forward is ready when every port listens and (unless `verify: false`) one connection through
+ * each port reached the pod, all within `readyTimeout`. Failures are typed; with `retry`,
+ * transient ones are retried on that schedule, each attempt cleaned up before the next.
  *
- * After ready, a fiber follows kubectl: if it exits, the forward turns `Failed` with
+ * After ready, a fiber follows the carrier: if it ends, the forward turns `Failed` with
  * `ForwardLost` (or, with `reconnect`, `Reconnecting` and back to `Ready` on the same local
  * ports).
  *
@@ -345,163 +396,34 @@ const isOpenStatus = (s: ForwardStatus) => s._tag === "Ready"
  */
 export const make: (
   spec: Input
-) => Effect.Effect<PortForward, PortForwardError, Scope.Scope | Kubectl.Kubectl | PortAllocator.PortAllocator> = Effect.fn(
+) => Effect.Effect<PortForward, OpenError, Scope.Scope | Forwarder | PortAllocator.PortAllocator> = Effect.fn(
   "PortForward.make"
 )(function*(input: Input) {
   const spec = yield* decode(input)
+  const forwarder = yield* Forwarder
   const allocator = yield* PortAllocator.PortAllocator
-  const outer = yield* Effect.scope
-  const kubectl = yield* Kubectl.Kubectl
-
-  const status = yield* SubscriptionRef.make<ForwardStatus>({ _tag: "Starting" })
-  const done = yield* Deferred.make<void, ForwardLost>()
-  const forwardScope = yield* Scope.fork(outer, "sequential")
-
-  const dynamicPorts = new Set<number>()
-  const namespace = spec.namespace ?? kubectl.namespace
-  const ctx: Omit<FailureContext, "remoteOf"> = {
-    target: spec.resource,
-    namespace,
-    isDynamic: (local) => dynamicPorts.has(local)
-  }
-
-  /** Starts kubectl on `locals` in a fresh scope, closed again if the attempt fails or is interrupted. */
-  const attemptIn = (locals: ReadonlyArray<number>) =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function*() {
-        const scope = yield* Scope.fork(forwardScope, "sequential")
-        const attempt = yield* restore(runAttempt(kubectl, spec, locals, ctx).pipe(Scope.provide(scope))).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void))
-        return { attempt, scope }
-      })
-    )
-
-  /** The first start: choose dynamic ports, check fixed ones, start kubectl. */
-  const firstStart = Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function*() {
-      const portsScope = yield* Scope.fork(forwardScope, "sequential")
-      return yield* restore(Effect.gen(function*() {
-        const locals: Array<number> = []
-        for (const port of spec.ports) {
-          if (port.local !== undefined) {
-            for (const a of spec.addresses) {
-              if (!(yield* allocator.isFree(port.local, a))) {
-                return yield* new PortInUse({ port: port.local, address: a, dynamic: false })
-              }
-            }
-            locals.push(port.local)
-          } else {
-            const chosen = yield* allocator.allocate(spec.addresses).pipe(Scope.provide(portsScope))
-            if (chosen !== 0) dynamicPorts.add(chosen)
-            locals.push(chosen)
-          }
-        }
-        return yield* attemptIn(locals)
-      })).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(portsScope, exit) : Effect.void))
-    })
-  )
-
-  const closing = yield* Ref.make(false)
-
-  const finish = (final: ForwardStatus, result: Exit.Exit<void, ForwardLost>) =>
-    SubscriptionRef.update(status, (s) => s._tag === "Failed" ? s : final).pipe(
-      Effect.andThen(Deferred.done(done, result))
-    )
-
-  /** The real work of closing; runs once, as the finalizer of `handle`. */
-  const shutdown: Effect.Effect<void> = Effect.gen(function*() {
-    yield* Ref.set(closing, true)
-    yield* Scope.close(forwardScope, Exit.void)
-    yield* finish({ _tag: "Closed" }, Exit.void)
-  })
-  // `shutdown` runs when the caller's scope closes, or earlier through `close`; closing the
-  // handle also takes it out of the caller's scope, so a forward closed early (or one that
-  // failed to start) leaves nothing behind in a long-lived scope
-  const handle = yield* Scope.fork(outer, "sequential")
-  yield* Scope.addFinalizer(handle, shutdown)
-  const close: Effect.Effect<void> = Scope.close(handle, Exit.void).pipe(
-    Effect.andThen(Deferred.await(done)),
-    Effect.ignore,
-    Effect.uninterruptible
-  )
-
-  const start = spec.retry === undefined ? firstStart : Retry.retryWhile(firstStart, spec.retry, isTransient)
-  /** Follows kubectl after ready: a loss fails the forward or, with `reconnect`, brings it back. */
-  const supervise = (first: { readonly attempt: Attempt; readonly scope: Scope.Closeable }) => Effect.gen(function*() {
-    const ports = first.attempt.ports
-    let live = first
-    while (true) {
-      const { exit, stderr } = yield* Deferred.await(live.attempt.ended)
-      if (yield* Ref.get(closing)) return
-      const override = yield* Ref.get(live.attempt.lossReason)
-      const lost = new ForwardLost({
-        target: spec.resource,
-        reason: override ?? lostReason(stderr, exit),
-        exitCode: exit.exitCode
-      })
-      // tell the truth first, then clean up what is left of the attempt
-      if (spec.reconnect === undefined) {
-        yield* SubscriptionRef.set(status, { _tag: "Failed", error: lost })
-        yield* Scope.close(live.scope, Exit.void)
-        yield* Deferred.fail(done, lost)
-        return
-      }
-      yield* SubscriptionRef.set(status, { _tag: "Reconnecting", attempt: 1, cause: lost })
-      yield* Scope.close(live.scope, Exit.void)
-      let attempt = 1
-      const reconnecting = attemptIn(ports.map((p) => p.local)).pipe(
-        Effect.tapError((cause) =>
-          Effect.suspend(() => SubscriptionRef.set(status, { _tag: "Reconnecting", attempt: ++attempt, cause }))
-        )
-      )
-      const next = yield* Effect.result(Retry.retryWhile(reconnecting, spec.reconnect, isReconnectable))
-      if (next._tag === "Failure") {
-        const error = next.failure
-        const final = new ForwardLost({
-          target: spec.resource,
-          reason: `${lost.reason}; reconnecting failed: ${error.message}`,
-          exitCode: lost.exitCode
-        })
-        yield* SubscriptionRef.set(status, { _tag: "Failed", error })
-        yield* Deferred.fail(done, final)
-        return
-      }
-      live = next.success
-      yield* SubscriptionRef.set(status, { _tag: "Ready", ports })
-      yield* keepalive(spec, next.success.attempt).pipe(Effect.forkIn(next.success.scope))
-    }
-  })
+  yield* Effect.annotateCurrentSpan({ "kube_forward.target": spec.resource, backend: forwarder.backend })
+  const { close, e, handle } = yield* makeEngine(spec, forwarder, yield* Effect.scope)
+  const start = spec.retry === undefined
+    ? firstStart(e, allocator)
+    : Retry.retryWhile(firstStart(e, allocator), spec.retry, isTransient)
   // the start is interruptible; once it succeeded, the rest runs without a gap in which an
-  // interruption would leave a started kubectl without its supervisor
+  // interruption would leave a started carrier without its supervisor
   const ports = yield* Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       const started = yield* restore(start).pipe(Effect.onError(() => Scope.close(handle, Exit.void)))
-      yield* SubscriptionRef.set(status, { _tag: "Ready", ports: started.attempt.ports })
-      yield* keepalive(spec, started.attempt).pipe(Effect.forkIn(started.scope))
-      yield* supervise(started).pipe(Effect.forkIn(forwardScope))
+      yield* setStatus(e, () => ({ _tag: "Ready", ports: started.attempt.ports }))
+      yield* supervise(e, started).pipe(Effect.forkIn(e.scope))
       return started.attempt.ports
     })
   )
-
-  const forward: PortForward = {
-    target: spec.resource,
-    namespace,
-    ports,
-    localPort: ports[0].local,
-    remotePort: ports[0].remote,
-    isOpen: SubscriptionRef.get(status).pipe(Effect.map(isOpenStatus)),
-    currentStatus: SubscriptionRef.get(status),
-    status: SubscriptionRef.changes(status).pipe(
-      Stream.takeUntil((s) => s._tag === "Closed" || s._tag === "Failed")
-    ),
-    close,
-    awaitClosed: Deferred.await(done)
-  }
-  return forward
-})
+  yield* Effect.annotateCurrentSpan("kube_forward.ports", ports.map((p) => `${p.local}->${p.targetPort}`).join(","))
+  return forwardValue(e, ports, close)
+}, Effect.onExit((exit) => Effect.annotateCurrentSpan("kube_forward.outcome", outcome(exit))))
 
 /**
- * The default services a forward needs: kubectl from `PATH` (or `options.binary`) and
- * OS-assigned dynamic ports.
+ * The default services a forward needs: the kubectl carrier, kubectl from `PATH` (or
+ * `options.binary`), and OS-assigned dynamic ports.
  *
  * @example
  * ```ts
@@ -513,19 +435,42 @@ export const make: (
  */
 export const layer = (
   options: Kubectl.Options = {}
-): Layer.Layer<Kubectl.Kubectl | PortAllocator.PortAllocator> =>
-  Layer.mergeAll(Kubectl.layer(options), PortAllocator.layer)
+): Layer.Layer<Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator> =>
+  layerWith(Kubectl.layer(options))
 
 /**
- * The default services configured from the environment: `Kubectl.layerConfig` (binary,
- * kubeconfig, context, namespace, kill grace, watchdog from `KUBE_FORWARD_*` and `KUBECONFIG`)
- * and OS-assigned dynamic ports.
+ * The kubectl carrier on a kubectl runner of your own (a wrapping layer, `Kubectl.layerTest`,
+ * …), with OS-assigned dynamic ports.
  *
  * @category layers
- * @since 0.1.0
+ * @since 0.2.0
  */
-export const layerConfig: Layer.Layer<Kubectl.Kubectl | PortAllocator.PortAllocator, Config.ConfigError> = Layer
-  .mergeAll(Kubectl.layerConfig, PortAllocator.layer)
+export const layerWith = <E, R>(
+  kubectl: Layer.Layer<Kubectl.Kubectl, E, R>
+): Layer.Layer<Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator, E, R> =>
+  Layer.mergeAll(KubectlForwarder.layer, PortAllocator.layer).pipe(Layer.provideMerge(kubectl))
+
+/**
+ * The default services with kubectl's options read from `Config`s (see `Kubectl.layerConfig`).
+ *
+ * @category layers
+ * @since 0.2.0
+ */
+export const layerConfig = (
+  options: Config.Wrap<Kubectl.Options>
+): Layer.Layer<Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator, Config.ConfigError> =>
+  layerWith(Kubectl.layerConfig(options))
+
+/**
+ * The default services configured from kube-forward's environment variables
+ * (`KUBE_FORWARD_KUBECTL`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_NAMESPACE`,
+ * `KUBE_FORWARD_KILL_GRACE`, `KUBE_FORWARD_WATCHDOG`; see `Kubectl.envConfig`).
+ *
+ * @category layers
+ * @since 0.2.0
+ */
+export const layerFromEnv: Layer.Layer<Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator, Config.ConfigError> =
+  layerWith(Kubectl.layerFromEnv)
 
 /**
  * Waits until the forward is open again (or fails if it ends for good). Useful after a pod
@@ -550,4 +495,3 @@ export const awaitOpen = (forward: PortForward): Effect.Effect<void, ForwardLost
       })
     )
   )
-

@@ -2,9 +2,10 @@
  * The typed failures of a port forward.
  *
  * Every way a forward can fail is one member of the {@link PortForwardError} union. Each member
- * has a `message` a person can act on and an {@link isTransient} answer that the retry and
- * reconnect policies use: transient failures (a pod that is not running yet, a cluster that
- * cannot be reached, a timeout) may succeed on a later attempt; the others will not.
+ * has a `message` a person can act on and carries its own retry rules, as getters:
+ * `isTransient` (a later start may succeed: a pod that is not running yet, a cluster that
+ * cannot be reached, a timeout) and `isReconnectable` (a forward that was ready may come back
+ * after it). {@link isTransient} and {@link isReconnectable} read them.
  *
  * @since 0.1.0
  */
@@ -52,6 +53,22 @@ export class PortInUse extends Schema.TaggedError<PortInUse>("@kube-forward/core
   override get message(): string {
     return `local port ${this.port} on ${this.address} is already in use`
   }
+  /**
+   * Only when the library chose the port: a fresh port is tried then; a fixed port that is taken stays taken.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return this.dynamic
+  }
+  /**
+   * A ready forward's ports were free before; the other program may let go.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
+  }
 }
 
 /**
@@ -73,6 +90,22 @@ export class PodNotFound extends Schema.TaggedError<PodNotFound>("@kube-forward/
   /** @since 0.1.0 */
   override get message(): string {
     return `${this.target} not found${inNamespace(this.namespace)} (${this.detail})`
+  }
+  /**
+   * A later start would fail the same way. (a missing object rarely appears by itself).
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return false
+  }
+  /**
+   * A pod being deleted and recreated, or a rollout, comes back.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
   }
 }
 
@@ -97,6 +130,22 @@ export class PodNotRunning extends Schema.TaggedError<PodNotRunning>("@kube-forw
   /** @since 0.1.0 */
   override get message(): string {
     return `${this.target}${inNamespace(this.namespace)} is not running (phase ${this.phase})`
+  }
+  /**
+   * The pod may be starting.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return true
+  }
+  /**
+   * A reconnect policy keeps trying after it.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
   }
 }
 
@@ -123,6 +172,22 @@ export class Timeout extends Schema.TaggedError<Timeout>("@kube-forward/core/Tim
     const what = this.stage === "ready" ? "to become ready" : "to carry a test connection to the pod"
     return `port forward to ${this.target} took longer than ${this.after} ms ${what}`
   }
+  /**
+   * A later start may succeed.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return true
+  }
+  /**
+   * A reconnect policy keeps trying after it.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
+  }
 }
 
 /**
@@ -145,6 +210,22 @@ export class KubectlNotFound extends Schema.TaggedError<KubectlNotFound>("@kube-
   override get message(): string {
     return `kubectl could not be started (${this.binary}): ${this.detail}`
   }
+  /**
+   * A later start would fail the same way.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return false
+  }
+  /**
+   * A reconnect policy gives up at once.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return false
+  }
 }
 
 /**
@@ -165,6 +246,22 @@ export class ClusterUnreachable extends Schema.TaggedError<ClusterUnreachable>(
   override get message(): string {
     return `the Kubernetes API server could not be reached: ${this.detail}`
   }
+  /**
+   * The API server may be back.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return true
+  }
+  /**
+   * A reconnect policy keeps trying after it.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
+  }
 }
 
 /**
@@ -182,6 +279,22 @@ export class Forbidden extends Schema.TaggedError<Forbidden>("@kube-forward/core
   /** @since 0.1.0 */
   override get message(): string {
     return `the API server refused the request: ${this.detail}`
+  }
+  /**
+   * A later start would fail the same way.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return false
+  }
+  /**
+   * A reconnect policy gives up at once.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return false
   }
 }
 
@@ -203,6 +316,22 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>("@kube-forwar
   override get message(): string {
     return `the API server did not accept the credentials: ${this.detail}`
   }
+  /**
+   * A later start would fail the same way.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return false
+  }
+  /**
+   * A reconnect policy gives up at once.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return false
+  }
 }
 
 /**
@@ -220,6 +349,22 @@ export class InvalidSpec extends Schema.TaggedError<InvalidSpec>("@kube-forward/
   /** @since 0.1.0 */
   override get message(): string {
     return `invalid port-forward spec: ${this.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`
+  }
+  /**
+   * A later start would fail the same way.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return false
+  }
+  /**
+   * A reconnect policy gives up at once.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return false
   }
 }
 
@@ -244,6 +389,22 @@ export class RemoteRefused extends Schema.TaggedError<RemoteRefused>("@kube-forw
   override get message(): string {
     return `${this.target} did not accept a connection on port ${this.remotePort}: ${this.detail}`
   }
+  /**
+   * The process in the pod may still be starting.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return true
+  }
+  /**
+   * A reconnect policy keeps trying after it.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
+  }
 }
 
 /**
@@ -265,11 +426,28 @@ export class ForwardLost extends Schema.TaggedError<ForwardLost>("@kube-forward/
   override get message(): string {
     return `port forward to ${this.target} was lost: ${this.reason}`
   }
+  /**
+   * A later start may succeed.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return true
+  }
+  /**
+   * A reconnect policy keeps trying after it.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
+  }
 }
 
 /**
- * kubectl failed in a way no other error describes. Keeps kubectl's whole stderr and its exit
- * code, so nothing is lost.
+ * kubectl failed in a way no other error describes. Keeps what kubectl printed on stderr (and
+ * nothing else) and how it ended, so nothing is lost; `detail` is what the library itself saw
+ * when kubectl could not say (for example a spawn that failed for lack of resources).
  *
  * @category errors
  * @since 0.1.0
@@ -279,7 +457,10 @@ export class KubectlFailed extends Schema.TaggedError<KubectlFailed>("@kube-forw
   {
     exitCode: Schema.NullOr(Schema.Number),
     signal: Schema.NullOr(Schema.String),
-    stderr: Schema.String
+    /** Every line kubectl printed on stderr (the last 500), as it printed them. */
+    stderr: Schema.String,
+    /** The library's own words, when it saw something kubectl did not print. */
+    detail: Schema.optional(Schema.String)
   }
 ) {
   /** @since 0.1.0 */
@@ -292,7 +473,66 @@ export class KubectlFailed extends Schema.TaggedError<KubectlFailed>("@kube-forw
       ? `exited with code ${this.exitCode}`
       : "failed"
     const text = this.stderr.trim()
-    return text.length > 0 ? `kubectl ${how}: ${text}` : `kubectl ${how} without printing an error`
+    const printed = text.length > 0 ? `kubectl ${how}: ${text}` : `kubectl ${how} without printing an error`
+    return this.detail === undefined ? printed : `${printed} (${this.detail})`
+  }
+  /**
+   * A later start would fail the same way (nothing known says otherwise).
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return false
+  }
+  /**
+   * An API server that was restarting, say.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
+  }
+}
+
+/**
+ * The check connection through a local port of the forward failed, and the carrier said
+ * nothing that explains it (kubectl printed no error and is still running). `detail` is the
+ * socket error the library saw.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class VerifyFailed extends Schema.TaggedError<VerifyFailed>("@kube-forward/core/VerifyFailed")(
+  "VerifyFailed",
+  {
+    target: Schema.String,
+    /** The local port the check connection was made to. */
+    localPort: Schema.Number,
+    /** The socket error, e.g. `ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:8080`. */
+    detail: Schema.String
+  }
+) {
+  /** @since 0.2.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.2.0 */
+  override get message(): string {
+    return `the check connection through local port ${this.localPort} to ${this.target} failed: ${this.detail}`
+  }
+  /**
+   * A later start would most likely fail the same way.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return false
+  }
+  /**
+   * A forward that was ready may come back.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
   }
 }
 
@@ -316,6 +556,22 @@ export class PortsExhausted extends Schema.TaggedError<PortsExhausted>("@kube-fo
   override get message(): string {
     return `no free local port in ${this.from}-${this.to} on ${this.address}`
   }
+  /**
+   * A later start would fail the same way.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return false
+  }
+  /**
+   * A reconnect policy gives up at once.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return false
+  }
 }
 
 /**
@@ -337,7 +593,17 @@ export type PortForwardError =
   | RemoteRefused
   | ForwardLost
   | KubectlFailed
+  | VerifyFailed
   | PortsExhausted
+
+/**
+ * What opening a forward can fail with: every {@link PortForwardError} except `ForwardLost`,
+ * which only a forward that was open can end with.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export type OpenError = Exclude<PortForwardError, ForwardLost>
 
 /**
  * Tells whether a value is one of the {@link PortForwardError} members.
@@ -348,53 +614,30 @@ export type PortForwardError =
 export const isPortForwardError = (u: unknown): u is PortForwardError => Predicate.hasProperty(u, TypeId)
 
 /**
- * Whether a later attempt may succeed where this one failed. Retry and reconnect policies only
- * ever retry transient errors:
+ * Whether a later attempt may succeed where this one failed; each error carries its own rule
+ * (its `isTransient` getter). Retry policies only ever retry transient errors:
  *
  * - transient: `PodNotRunning`, `ClusterUnreachable`, `Timeout`,
  *   `RemoteRefused` (the process in the pod may still be starting), `ForwardLost`,
  *   and `PortInUse` on a port the library chose itself;
  * - permanent: `InvalidSpec`, `PortInUse` on a fixed port, `PodNotFound`, `Forbidden`,
- *   `Unauthorized`, `KubectlNotFound`, `KubectlFailed`, `PortsExhausted`.
+ *   `Unauthorized`, `KubectlNotFound`, `KubectlFailed`, `VerifyFailed`, `PortsExhausted`.
  *
  * @category predicates
  * @since 0.1.0
  */
-export const isTransient = (error: PortForwardError): boolean => {
-  switch (error._tag) {
-    case "PodNotRunning":
-    case "ClusterUnreachable":
-    case "RemoteRefused":
-    case "ForwardLost":
-    case "Timeout":
-      return true
-    case "PortInUse":
-      return error.dynamic
-    default:
-      return false
-  }
-}
+export const isTransient = (error: PortForwardError): boolean => error.isTransient
 
 /**
- * Whether a reconnect policy keeps trying after this failure. A forward that was ready has
- * proven its spec, kubectl and permissions, so reconnection is more patient than the first
- * start: besides the transient errors it also retries `PodNotFound` (a pod being deleted and
- * recreated, or a rollout), `PortInUse` and `KubectlFailed` (an API server restarting). It
- * gives up at once only on `InvalidSpec`, `KubectlNotFound`, `Forbidden`, `Unauthorized` and
- * `PortsExhausted`; the reconnect schedule bounds everything else.
+ * Whether a reconnect policy keeps trying after this failure (the error's `isReconnectable`
+ * getter). A forward that was ready has proven its spec, kubectl and permissions, so
+ * reconnection is more patient than the first start: besides the transient errors it also
+ * retries `PodNotFound` (a pod being deleted and recreated, or a rollout), `PortInUse`,
+ * `KubectlFailed` (an API server restarting) and `VerifyFailed`. It gives up at once only on
+ * `InvalidSpec`, `KubectlNotFound`, `Forbidden`, `Unauthorized` and `PortsExhausted`; the
+ * reconnect schedule bounds everything else.
  *
  * @category predicates
  * @since 0.1.0
  */
-export const isReconnectable = (error: PortForwardError): boolean => {
-  switch (error._tag) {
-    case "InvalidSpec":
-    case "KubectlNotFound":
-    case "Forbidden":
-    case "Unauthorized":
-    case "PortsExhausted":
-      return false
-    default:
-      return true
-  }
-}
+export const isReconnectable = (error: PortForwardError): boolean => error.isReconnectable

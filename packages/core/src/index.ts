@@ -12,6 +12,20 @@
 export * as ForwardSpec from "./ForwardSpec.ts"
 
 /**
+ * The metrics every forward reports (open forwards, time to ready, reconnects, failures).
+ *
+ * @since 0.2.0
+ */
+export * as ForwardMetrics from "./ForwardMetrics.ts"
+
+/**
+ * The carrier service: one running attempt of a forward (kubectl, or another backend).
+ *
+ * @since 0.2.0
+ */
+export * as Forwarder from "./Forwarder.ts"
+
+/**
  * The original API's shape (`pod(name).portForward(local, remote)`) on top of `PortForward`.
  *
  * @since 0.1.0
@@ -24,6 +38,13 @@ export * as K8s from "./K8s.ts"
  * @since 0.1.0
  */
 export * as Kubectl from "./Kubectl.ts"
+
+/**
+ * The kubectl carrier: each attempt is one `kubectl port-forward` process.
+ *
+ * @since 0.2.0
+ */
+export * as KubectlForwarder from "./KubectlForwarder.ts"
 
 /**
  * The local port allocator service and its layers.

@@ -1,13 +1,38 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Stream } from "effect"
+import { Config, ConfigProvider, Effect, Layer, Stream } from "effect"
 import { Kubectl } from "@kube-forward/core"
 
 const withEnv = (env: Record<string, string>) =>
   Kubectl.Kubectl.pipe(
-    Effect.provide(Kubectl.layerConfig.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))))
+    Effect.provide(Kubectl.layerFromEnv.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))))
   )
 
-describe("Kubectl.layerConfig", () => {
+describe("Kubectl.layerConfig (a Config.Wrap of the options)", () => {
+  it.effect("takes a record with a Config per option, read from the ConfigProvider in context", () =>
+    Effect.gen(function*() {
+      const env = { MY_KUBECTL: "/opt/kubectl", MY_NS: "shop" }
+      const kubectl = yield* Kubectl.Kubectl.pipe(
+        Effect.provide(
+          Kubectl.layerConfig({ binary: Config.String("MY_KUBECTL"), namespace: Config.String("MY_NS") }).pipe(
+            Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))
+          )
+        )
+      )
+      assert.strictEqual(kubectl.binary, "/opt/kubectl")
+      assert.strictEqual(kubectl.namespace, "shop")
+      const missing = yield* Kubectl.Kubectl.pipe(
+        Effect.provide(
+          Kubectl.layerConfig({ binary: Config.String("MY_KUBECTL") }).pipe(
+            Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: {} })))
+          )
+        ),
+        Effect.flip
+      )
+      assert.include(String(missing), "MY_KUBECTL")
+    }))
+})
+
+describe("Kubectl.layerFromEnv", () => {
   it.effect("reads the binary from KUBE_FORWARD_KUBECTL, defaulting to kubectl", () =>
     Effect.gen(function*() {
       assert.strictEqual((yield* withEnv({})).binary, "kubectl")

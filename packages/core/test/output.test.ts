@@ -1,14 +1,16 @@
 import { assert, describe, it } from "@effect/vitest"
-import { PortForwardError } from "@kube-forward/core"
+import { Effect } from "effect"
+import { ForwardSpec, PortForwardError } from "@kube-forward/core"
 import { LineSplitter } from "../src/internal/lines.ts"
 import {
   classifyFailure,
   type FailureContext,
+  KubectlOutput,
   lostReason,
   parseForwarding,
   parseListenFailure,
   parseStreamError
-} from "../src/internal/output.ts"
+} from "../src/internal/kubectlOutput.ts"
 
 const ctx: FailureContext = {
   target: "pod/web",
@@ -225,5 +227,81 @@ describe("LineSplitter", () => {
     assert.deepStrictEqual(out, ["Forwarding from 127.0.0.1:80 -> 80", "naïve line"])
     assert.deepStrictEqual(s.end(), ["partial"])
     assert.deepStrictEqual(s.end(), [])
+  })
+})
+
+describe("KubectlOutput (one kubectl process, lines in, verdicts out)", () => {
+  const reader = (input: ForwardSpec.Input, locals: ReadonlyArray<number>) =>
+    new KubectlOutput(Effect.runSync(ForwardSpec.decode(input)), locals, { namespace: "shop", isDynamic: () => false })
+  const out = (text: string) => ({ stream: "stdout" as const, text })
+  const err = (text: string) => ({ stream: "stderr" as const, text })
+
+  it("is Ready once, when every port has a line for every address, with the resolved target ports", () => {
+    const r = reader({ target: "svc/web", ports: [{ local: 8080, remote: "http" }, 9090], address: ["127.0.0.1", "::1"] }, [
+      8080,
+      0
+    ])
+    assert.isUndefined(r.push(out("Forwarding from 127.0.0.1:8080 -> 3000")))
+    assert.isUndefined(r.push(out("Forwarding from [::1]:8080 -> 3000")))
+    assert.isUndefined(r.push(out("Handling connection for 8080")))
+    assert.isUndefined(r.push(out("Forwarding from 127.0.0.1:41000 -> 9090")))
+    assert.deepStrictEqual(r.push(out("Forwarding from [::1]:41000 -> 9090")), {
+      _tag: "Ready",
+      ports: [
+        { address: "127.0.0.1", local: 8080, remote: "http", targetPort: 3000 },
+        { address: "127.0.0.1", local: 41000, remote: 9090, targetPort: 9090 }
+      ]
+    })
+    assert.isUndefined(r.push(out("Forwarding from 127.0.0.1:41000 -> 9090")), "never a second verdict")
+  })
+
+  it("fails at once when a listener could not be opened", () => {
+    const r = reader({ target: "pod/web", ports: [{ local: 8080, remote: 80 }] }, [8080])
+    const verdict = r.push(err(
+      "Unable to listen on port 8080: Listeners failed to create with the following errors: [unable to create listener: Error listen tcp4 127.0.0.1:8080: bind: address already in use]"
+    ))
+    assert.isTrue(verdict?._tag === "Failed" && verdict.error._tag === "PortInUse" && verdict.error.port === 8080)
+  })
+
+  it("after the check connections: nothing said is a pass; a refusal logged is RemoteRefused; a bare socket error is VerifyFailed", () => {
+    const r = reader({ target: "pod/web", ports: [81] }, [0])
+    r.push(out("Forwarding from 127.0.0.1:28190 -> 81"))
+    assert.isUndefined(r.afterCheck({ streamErrorsBefore: 0, exit: undefined, checkFailure: undefined }))
+    const failed = r.afterCheck({
+      streamErrorsBefore: 0,
+      exit: undefined,
+      checkFailure: { local: 28190, detail: "ECONNRESET: socket hang up" }
+    })
+    assert.isTrue(failed?._tag === "VerifyFailed" && failed.localPort === 28190 && failed.detail.includes("ECONNRESET"))
+    const before = r.streamErrors
+    r.push(err(
+      "E1126 06:06:49.680024   10884 portforward.go:413] \"Unhandled Error\" err=\"an error occurred forwarding 28190 -> 81: error forwarding port 81 to pod web: connection refused\""
+    ))
+    assert.strictEqual(r.streamErrors, before + 1)
+    const refused = r.afterCheck({ streamErrorsBefore: before, exit: undefined, checkFailure: undefined })
+    assert.isTrue(refused?._tag === "RemoteRefused" && refused.remotePort === 81, refused?.message)
+  })
+
+  it("an exit before ready is read from kubectl's own last words; a loss names the kubelet's error", () => {
+    const r = reader({ target: "pod/web", ports: [80] }, [0])
+    r.push(err("error: unable to forward port because pod is not running. Current status=Pending"))
+    const early = r.exitedEarly(exit1)
+    assert.isTrue(early._tag === "PodNotRunning" && early.namespace === "shop" && early.phase === "Pending")
+    assert.strictEqual(r.lostReason(exit1), "unable to forward port because pod is not running. Current status=Pending")
+  })
+})
+
+describe("each error carries its own retry rules", () => {
+  it("the predicates read the getters", () => {
+    const dynamic = new PortForwardError.PortInUse({ port: 1, address: "127.0.0.1", dynamic: true })
+    const fixed = new PortForwardError.PortInUse({ port: 1, address: "127.0.0.1", dynamic: false })
+    assert.isTrue(dynamic.isTransient && PortForwardError.isTransient(dynamic))
+    assert.isFalse(fixed.isTransient || PortForwardError.isTransient(fixed))
+    assert.isTrue(fixed.isReconnectable && PortForwardError.isReconnectable(fixed))
+    const forbidden = new PortForwardError.Forbidden({ detail: "no" })
+    assert.isFalse(forbidden.isTransient || forbidden.isReconnectable || PortForwardError.isReconnectable(forbidden))
+    const verify = new PortForwardError.VerifyFailed({ target: "pod/web", localPort: 1, detail: "ECONNREFUSED" })
+    assert.isFalse(PortForwardError.isTransient(verify))
+    assert.isTrue(PortForwardError.isReconnectable(verify))
   })
 })

@@ -1,10 +1,17 @@
 /**
- * Reading kubectl's output: the `Forwarding from` lines on stdout, and the stderr texts that
- * map to typed errors. The texts are the ones real kubectl 1.27–1.35 print (see the protocol
- * reference, section E).
+ * Reading kubectl's output, purely: lines in, `Ready(ports)` or a typed failure out.
+ *
+ * {@link KubectlOutput} follows one kubectl process: the `Forwarding from` lines on stdout
+ * make it ready, stderr lines are kept (the last 500) and read into the most specific error
+ * when kubectl exits, fails to listen, or a check connection fails. No I/O, no clock: the
+ * backend feeds it what happened and acts on what it answers. The texts are the ones real
+ * kubectl 1.27–1.35 print (see the protocol reference, section E).
  *
  * @internal
  */
+import type { ExitStatus, OutputLine } from "../Kubectl.ts"
+import type { ForwardedPort } from "../Forwarder.ts"
+import type { ForwardSpec, RemotePort } from "../ForwardSpec.ts"
 import {
   ClusterUnreachable,
   Forbidden,
@@ -12,9 +19,10 @@ import {
   PodNotFound,
   PodNotRunning,
   PortInUse,
-  type PortForwardError,
+  type OpenError,
   RemoteRefused,
-  Unauthorized
+  Unauthorized,
+  VerifyFailed
 } from "../PortForwardError.ts"
 
 /** One listener kubectl reported: `Forwarding from 127.0.0.1:8080 -> 80`. */
@@ -93,12 +101,6 @@ export interface FailureContext {
   readonly isDynamic: (local: number) => boolean
 }
 
-/** How kubectl ended. */
-export interface ExitInfo {
-  readonly exitCode: number | null
-  readonly signal: string | null
-}
-
 /**
  * A klog line (`E1126 06:06:49.680024   10884 file.go:123] …`): kubectl's log output, warnings
  * about discovery and the like. Its text never decides the error kubectl ended with; only the
@@ -109,9 +111,9 @@ const KLOG = /^[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [^\]]*\] /
 /** Causes of "Unable to connect" that are configuration, not a server that is down. */
 const PERMANENT_CONNECT = /x509|certificate|tls:|getting credentials|exec plugin|executable .* not found/i
 
-type Rule = (line: string, ctx: FailureContext, exit: ExitInfo) => PortForwardError | undefined
+type Rule = (line: string, ctx: FailureContext, exit: ExitStatus) => OpenError | undefined
 
-const rule = (re: RegExp, make: (m: RegExpExecArray, ctx: FailureContext, exit: ExitInfo) => PortForwardError | undefined): Rule =>
+const rule = (re: RegExp, make: (m: RegExpExecArray, ctx: FailureContext, exit: ExitStatus) => OpenError | undefined): Rule =>
 (line, ctx, exit) => {
   const m = re.exec(line)
   return m === null ? undefined : make(m, ctx, exit)
@@ -156,8 +158,8 @@ const RULES: ReadonlyArray<Rule> = [
 export const classifyFailure = (
   ctx: FailureContext,
   stderr: ReadonlyArray<string>,
-  exit: ExitInfo
-): PortForwardError => {
+  exit: ExitStatus
+): OpenError => {
   const own = stderr.filter((line) => !KLOG.test(line))
   for (const line of own) {
     const listen = parseListenFailure(line)
@@ -188,11 +190,14 @@ export const classifyFailure = (
   return new KubectlFailed({ exitCode: exit.exitCode, signal: exit.signal, stderr: stderr.join("\n") })
 }
 
+/** How a running process looks to the error mapping: no exit code, no signal. */
+const RUNNING: ExitStatus = { exitCode: null, signal: null }
+
 /**
  * A short human reason for a forward that was ready and then ended: the kubelet's error if one
  * was logged, otherwise kubectl's own last `error:` line, otherwise how it exited.
  */
-export const lostReason = (stderr: ReadonlyArray<string>, exit: ExitInfo): string => {
+export const lostReason = (stderr: ReadonlyArray<string>, exit: ExitStatus): string => {
   for (let i = stderr.length - 1; i >= 0; i--) {
     const e = parseStreamError(stderr[i])
     if (e !== undefined) return e.cause
@@ -201,4 +206,137 @@ export const lostReason = (stderr: ReadonlyArray<string>, exit: ExitInfo): strin
     if (stderr[i].startsWith("error: ")) return stderr[i].slice("error: ".length)
   }
   return exit.signal !== null ? `kubectl was killed by ${exit.signal}` : `kubectl exited with code ${exit.exitCode}`
+}
+
+// ---------------------------------------------------------------------------------------------
+// one kubectl process
+// ---------------------------------------------------------------------------------------------
+
+/** What reading a line decided. */
+export type Verdict =
+  | { readonly _tag: "Ready"; readonly ports: ReadonlyArray<ForwardedPort> }
+  | { readonly _tag: "Failed"; readonly error: OpenError }
+
+const MAX_STDERR_LINES = 500
+
+/** Assigns kubectl's `Forwarding from` lines to the requested ports. */
+class ForwardingTable {
+  private readonly locals: Array<number | undefined>
+  readonly lines: Array<Array<Forwarding>>
+  private readonly expected: number
+  constructor(requested: ReadonlyArray<number>, addresses: ReadonlyArray<string>) {
+    this.locals = requested.map((p) => p === 0 ? undefined : p)
+    this.lines = requested.map(() => [])
+    // a line for each explicit address, plus one for `localhost` (kubectl binds it on
+    // 127.0.0.1 and ::1 and reports whichever worked; it fails only if neither did)
+    this.expected = addresses.filter((a) => a !== "localhost").length + (addresses.includes("localhost") ? 1 : 0)
+  }
+  add(line: Forwarding): void {
+    let index = this.locals.indexOf(line.local)
+    if (index === -1) {
+      index = this.locals.findIndex((l) => l === undefined)
+      if (index === -1) return
+      this.locals[index] = line.local
+    }
+    this.lines[index].push(line)
+  }
+  get complete(): boolean {
+    return this.lines.every((l) => l.length >= this.expected)
+  }
+  /** The index of the spec port that local port `local` serves. */
+  indexOf(local: number): number {
+    return this.locals.indexOf(local)
+  }
+}
+
+/** The state of one kubectl process's output, and what it means. */
+export class KubectlOutput {
+  private readonly table: ForwardingTable
+  private readonly stderr: Array<string> = []
+  private readonly ctx: FailureContext
+  private listenFailed = false
+  private ready = false
+  /** How many stream errors (the kubelet's refusals) kubectl has logged so far. */
+  streamErrors = 0
+
+  private readonly spec: ForwardSpec
+
+  constructor(
+    spec: ForwardSpec,
+    locals: ReadonlyArray<number>,
+    context: { readonly namespace: string | undefined; readonly isDynamic: (local: number) => boolean }
+  ) {
+    this.spec = spec
+    this.table = new ForwardingTable(locals, spec.addresses)
+    this.ctx = {
+      target: spec.resource,
+      namespace: context.namespace,
+      isDynamic: context.isDynamic,
+      remoteOf: (local) => this.remoteOf(local)
+    }
+  }
+
+  private remoteOf(local: number): RemotePort | undefined {
+    const i = this.table.indexOf(local)
+    return i === -1 ? undefined : this.spec.ports[i].remote
+  }
+
+  /** Reads one line; answers once: `Ready` when every port listens, `Failed` when a listener could not be opened. */
+  push(line: OutputLine): Verdict | undefined {
+    if (line.stream === "stdout") {
+      const forwarding = parseForwarding(line.text)
+      if (forwarding === undefined) return undefined
+      this.table.add(forwarding)
+      if (this.ready || !this.table.complete) return undefined
+      this.ready = true
+      return { _tag: "Ready", ports: this.ports() }
+    }
+    this.stderr.push(line.text)
+    if (this.stderr.length > MAX_STDERR_LINES) this.stderr.splice(0, this.stderr.length - MAX_STDERR_LINES)
+    if (parseStreamError(line.text) !== undefined) this.streamErrors++
+    if (parseListenFailure(line.text) === undefined) return undefined
+    // kubectl goes on with the ports it could bind; for us the forward failed
+    this.listenFailed = true
+    if (this.ready) return undefined
+    this.ready = true
+    return { _tag: "Failed", error: classifyFailure(this.ctx, this.stderr, RUNNING) }
+  }
+
+  private ports(): ReadonlyArray<ForwardedPort> {
+    return this.spec.ports.map((p, i): ForwardedPort => {
+      const first = this.table.lines[i][0]
+      return { address: first.address, local: first.local, remote: p.remote, targetPort: first.remote }
+    })
+  }
+
+  /** The error of a kubectl that exited before it was ready. */
+  exitedEarly(exit: ExitStatus): OpenError {
+    return classifyFailure(this.ctx, this.stderr, exit)
+  }
+
+  /**
+   * The verdict of the check connections: `undefined` when they passed and kubectl said
+   * nothing against it. `streamErrorsBefore` is {@link streamErrors} before they were made;
+   * `exit` is kubectl's exit if it has exited; `checkFailure` the first failed connection.
+   */
+  afterCheck(check: {
+    readonly streamErrorsBefore: number
+    readonly exit: ExitStatus | undefined
+    readonly checkFailure: { readonly local: number; readonly detail: string } | undefined
+  }): OpenError | undefined {
+    const refused = this.streamErrors > check.streamErrorsBefore
+    if (refused || check.exit !== undefined || this.listenFailed) {
+      const error = classifyFailure(this.ctx, this.stderr, check.exit ?? RUNNING)
+      if (error._tag !== "KubectlFailed" || !refused) return error
+      // kubectl logged the kubelet's refusal but said nothing more specific
+      return new RemoteRefused({ target: this.ctx.target, remotePort: this.spec.ports[0].remote, detail: this.stderr.join("\n") })
+    }
+    if (check.checkFailure === undefined) return undefined
+    return new VerifyFailed({ target: this.ctx.target, localPort: check.checkFailure.local, detail: check.checkFailure.detail })
+  }
+
+  /** Why a ready kubectl ended, in a few words. */
+  lostReason(exit: ExitStatus): string {
+    return lostReason(this.stderr, exit)
+  }
 }
