@@ -152,7 +152,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("PortForward against 
         kubeconfig: t.cluster.kubeconfigPath,
         context: "no-such-context"
       }).pipe(Effect.provide(PortForward.layer()), Effect.flip)
-      assert.strictEqual(error._tag, "KubectlFailed")
+      assert.strictEqual(error._tag, "KubeconfigInvalid")
       assert.include(error.message, "no-such-context")
     })))
 

@@ -265,6 +265,44 @@ export class ClusterUnreachable extends Schema.TaggedError<ClusterUnreachable>(
 }
 
 /**
+ * The kubeconfig could not be used: a file that does not exist or does not parse, a context
+ * that is not in it, a cluster without a server. Nothing was sent to any cluster.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class KubeconfigInvalid extends Schema.TaggedError<KubeconfigInvalid>("@kube-forward/core/KubeconfigInvalid")(
+  "KubeconfigInvalid",
+  {
+    /** What is wrong, e.g. `context was not found for specified context: staging`. */
+    detail: Schema.String
+  }
+) {
+  /** @since 0.2.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.2.0 */
+  override get message(): string {
+    return `the kubeconfig cannot be used: ${this.detail}`
+  }
+  /**
+   * A later start would fail the same way.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return false
+  }
+  /**
+   * A reconnect policy gives up at once.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return false
+  }
+}
+
+/**
  * The API server understood who we are but does not allow the request (RBAC), for example
  * `create` on `pods/portforward`.
  *
@@ -587,6 +625,7 @@ export type PortForwardError =
   | Timeout
   | KubectlNotFound
   | ClusterUnreachable
+  | KubeconfigInvalid
   | Forbidden
   | Unauthorized
   | InvalidSpec
@@ -621,7 +660,8 @@ export const isPortForwardError = (u: unknown): u is PortForwardError => Predica
  *   `RemoteRefused` (the process in the pod may still be starting), `ForwardLost`,
  *   and `PortInUse` on a port the library chose itself;
  * - permanent: `InvalidSpec`, `PortInUse` on a fixed port, `PodNotFound`, `Forbidden`,
- *   `Unauthorized`, `KubectlNotFound`, `KubectlFailed`, `VerifyFailed`, `PortsExhausted`.
+ *   `Unauthorized`, `KubeconfigInvalid`, `KubectlNotFound`, `KubectlFailed`, `VerifyFailed`,
+ *   `PortsExhausted`.
  *
  * @category predicates
  * @since 0.1.0
@@ -634,7 +674,8 @@ export const isTransient = (error: PortForwardError): boolean => error.isTransie
  * reconnection is more patient than the first start: besides the transient errors it also
  * retries `PodNotFound` (a pod being deleted and recreated, or a rollout), `PortInUse`,
  * `KubectlFailed` (an API server restarting) and `VerifyFailed`. It gives up at once only on
- * `InvalidSpec`, `KubectlNotFound`, `Forbidden`, `Unauthorized` and `PortsExhausted`; the
+ * `InvalidSpec`, `KubeconfigInvalid`, `KubectlNotFound`, `Forbidden`, `Unauthorized` and
+ * `PortsExhausted`; the
  * reconnect schedule bounds everything else.
  *
  * @category predicates

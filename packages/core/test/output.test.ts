@@ -291,6 +291,20 @@ describe("KubectlOutput (one kubectl process, lines in, verdicts out)", () => {
   })
 })
 
+describe("kubeconfig problems", () => {
+  it("a missing context, file or unparsable file is KubeconfigInvalid (kubectl 1.27-1.35 print the same lines)", () => {
+    for (const line of [
+      "Error in configuration: context was not found for specified context: nope",
+      "error: stat /tmp/nonexist.yaml: no such file or directory",
+      "error: error loading config file \"/tmp/bad.yaml\": yaml: line 1: did not find expected node content"
+    ]) {
+      const e = classifyFailure(ctx, [line], exit1)
+      assert.strictEqual(e._tag, "KubeconfigInvalid", line)
+      assert.isFalse(PortForwardError.isTransient(e) || PortForwardError.isReconnectable(e))
+    }
+  })
+})
+
 describe("each error carries its own retry rules", () => {
   it("the predicates read the getters", () => {
     const dynamic = new PortForwardError.PortInUse({ port: 1, address: "127.0.0.1", dynamic: true })

@@ -15,6 +15,7 @@ import type { ForwardSpec, RemotePort } from "../ForwardSpec.ts"
 import {
   ClusterUnreachable,
   Forbidden,
+  KubeconfigInvalid,
   KubectlFailed,
   PodNotFound,
   PodNotRunning,
@@ -121,6 +122,9 @@ const rule = (re: RegExp, make: (m: RegExpExecArray, ctx: FailureContext, exit: 
 
 /** kubectl's final words, each a whole line as it prints it (anchored, so a quote elsewhere cannot match). */
 const RULES: ReadonlyArray<Rule> = [
+  rule(/^Error in configuration: (.*)$/, (m) => new KubeconfigInvalid({ detail: m[1] })),
+  rule(/^error: error loading config file (.*)$/, (m) => new KubeconfigInvalid({ detail: `error loading config file ${m[1]}` })),
+  rule(/^error: stat (.*): no such file or directory$/, (m) => new KubeconfigInvalid({ detail: `${m[1]}: no such file` })),
   rule(/^Error from server \(NotFound\): (.*)$/, (m, ctx) =>
     new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: m[1] })),
   rule(/^Error from server \(Forbidden\): (.*)$/, (m) => new Forbidden({ detail: m[1] })),
