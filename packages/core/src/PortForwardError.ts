@@ -229,8 +229,8 @@ export class KubectlNotFound extends Schema.TaggedError<KubectlNotFound>("@kube-
 }
 
 /**
- * kubectl could not reach the Kubernetes API server (connection refused, DNS failure,
- * network timeout).
+ * The Kubernetes API server could not be reached (connection refused, DNS failure, network
+ * timeout), or its certificate did not verify (`tls: true`; the detail says why in words).
  *
  * @category errors
  * @since 0.1.0
@@ -238,29 +238,33 @@ export class KubectlNotFound extends Schema.TaggedError<KubectlNotFound>("@kube-
 export class ClusterUnreachable extends Schema.TaggedError<ClusterUnreachable>(
   "@kube-forward/core/ClusterUnreachable"
 )("ClusterUnreachable", {
-  detail: Schema.String
+  detail: Schema.String,
+  /** The connection was made but TLS failed: a configuration problem, not retried. */
+  tls: Schema.optional(Schema.Boolean)
 }) {
   /** @since 0.1.0 */
   readonly [TypeId] = TypeId
   /** @since 0.1.0 */
   override get message(): string {
-    return `the Kubernetes API server could not be reached: ${this.detail}`
+    return this.tls === true
+      ? `the Kubernetes API server's certificate was not accepted: ${this.detail}`
+      : `the Kubernetes API server could not be reached: ${this.detail}`
   }
   /**
-   * The API server may be back.
+   * The API server may be back; a certificate that did not verify will not verify later.
    *
    * @since 0.2.0
    */
   get isTransient(): boolean {
-    return true
+    return this.tls !== true
   }
   /**
-   * A reconnect policy keeps trying after it.
+   * As {@link isTransient}.
    *
    * @since 0.2.0
    */
   get isReconnectable(): boolean {
-    return true
+    return this.tls !== true
   }
 }
 
@@ -656,7 +660,8 @@ export const isPortForwardError = (u: unknown): u is PortForwardError => Predica
  * Whether a later attempt may succeed where this one failed; each error carries its own rule
  * (its `isTransient` getter). Retry policies only ever retry transient errors:
  *
- * - transient: `PodNotRunning`, `ClusterUnreachable`, `Timeout`,
+ * - transient: `PodNotRunning`, `ClusterUnreachable` (but not a certificate that did not
+ *   verify), `Timeout`,
  *   `RemoteRefused` (the process in the pod may still be starting), `ForwardLost`,
  *   and `PortInUse` on a port the library chose itself;
  * - permanent: `InvalidSpec`, `PortInUse` on a fixed port, `PodNotFound`, `Forbidden`,

@@ -168,16 +168,16 @@ describe("classifyFailure", () => {
     }
   })
 
-  it("TLS and credential-plugin failures are configuration, not an unreachable cluster", () => {
-    for (
-      const cause of [
-        "tls: failed to verify certificate: x509: certificate signed by unknown authority",
-        "getting credentials: exec: executable aws not found"
-      ]
-    ) {
-      const e = classifyFailure(ctx, [`Unable to connect to the server: ${cause}`], exit1)
-      assert.strictEqual(e._tag, "KubectlFailed", cause)
-      assert.isFalse(PortForwardError.isTransient(e))
+  it("TLS and credential-plugin failures are configuration: not retried", () => {
+    const tls = classifyFailure(ctx, [
+      "Unable to connect to the server: tls: failed to verify certificate: x509: certificate signed by unknown authority"
+    ], exit1)
+    assert.isTrue(tls._tag === "ClusterUnreachable" && tls.tls === true, tls.message)
+    assert.include(tls.message, "certificate was not accepted")
+    const credentials = classifyFailure(ctx, ["Unable to connect to the server: getting credentials: exec: executable aws not found"], exit1)
+    assert.strictEqual(credentials._tag, "Unauthorized")
+    for (const e of [tls, credentials]) {
+      assert.isFalse(PortForwardError.isTransient(e) || PortForwardError.isReconnectable(e), e.message)
     }
     const down = classifyFailure(ctx, ["Unable to connect to the server: dial tcp 10.0.0.1:443: i/o timeout"], exit1)
     assert.strictEqual(down._tag, "ClusterUnreachable")

@@ -110,7 +110,8 @@ export interface FailureContext {
 const KLOG = /^[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [^\]]*\] /
 
 /** Causes of "Unable to connect" that are configuration, not a server that is down. */
-const PERMANENT_CONNECT = /x509|certificate|tls:|getting credentials|exec plugin|executable .* not found/i
+const TLS_FAILURE = /x509|certificate|tls:/i
+const CREDENTIALS_FAILURE = /getting credentials|exec plugin|executable .* not found/i
 
 type Rule = (line: string, ctx: FailureContext, exit: ExitStatus) => OpenError | undefined
 
@@ -147,7 +148,9 @@ const RULES: ReadonlyArray<Rule> = [
   rule(/^The connection to the server (.*) was refused/, (m) =>
     new ClusterUnreachable({ detail: `connection to ${m[1]} refused` })),
   rule(/^Unable to connect to the server: (.*)$/, (m) =>
-    PERMANENT_CONNECT.test(m[1]) ? undefined : new ClusterUnreachable({ detail: m[1] }))
+    CREDENTIALS_FAILURE.test(m[1])
+      ? new Unauthorized({ detail: m[1] })
+      : new ClusterUnreachable(TLS_FAILURE.test(m[1]) ? { detail: m[1], tls: true } : { detail: m[1] }))
 ]
 
 /**
