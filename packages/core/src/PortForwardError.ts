@@ -110,6 +110,43 @@ export class PodNotFound extends Schema.TaggedError<PodNotFound>("@kube-forward/
 }
 
 /**
+ * The target has no such port: a service without that service port, or a pod without a
+ * container port of that name.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class PortNotFound extends Schema.TaggedError<PortNotFound>("@kube-forward/core/PortNotFound")("PortNotFound", {
+  target: Schema.String,
+  remotePort: Schema.Union([Schema.Number, Schema.String]),
+  /** What the carrier said, e.g. `Service web does not have a service port 9999`. */
+  detail: Schema.String
+}) {
+  /** @since 0.2.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.2.0 */
+  override get message(): string {
+    return `${this.target} has no port ${this.remotePort}: ${this.detail}`
+  }
+  /**
+   * A later start would fail the same way.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return false
+  }
+  /**
+   * A rollout may bring the port back.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
+  }
+}
+
+/**
  * The pod exists but is not in the `Running` phase, so it cannot be forwarded to yet (or any
  * more).
  *
@@ -579,6 +616,47 @@ export class VerifyFailed extends Schema.TaggedError<VerifyFailed>("@kube-forwar
 }
 
 /**
+ * The API server answered with an error no other member describes (a `500`, a `429`, a proxy
+ * in the way that answered `502`, …). Only carriers that talk to the API server themselves
+ * report it (kubectl reports such answers as `KubectlFailed`).
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class ApiServerError extends Schema.TaggedError<ApiServerError>("@kube-forward/core/ApiServerError")(
+  "ApiServerError",
+  {
+    /** The HTTP status. */
+    status: Schema.Number,
+    /** The server's own message (the `message` of its `Status`, or the body). */
+    detail: Schema.String
+  }
+) {
+  /** @since 0.2.0 */
+  readonly [TypeId] = TypeId
+  /** @since 0.2.0 */
+  override get message(): string {
+    return `the API server answered ${this.status}: ${this.detail}`
+  }
+  /**
+   * A server error or a rate limit may pass; a client error will not.
+   *
+   * @since 0.2.0
+   */
+  get isTransient(): boolean {
+    return this.status >= 500 || this.status === 429
+  }
+  /**
+   * A forward that was ready may come back.
+   *
+   * @since 0.2.0
+   */
+  get isReconnectable(): boolean {
+    return true
+  }
+}
+
+/**
  * The port allocator had no free local port left in its range.
  *
  * @category errors
@@ -625,6 +703,7 @@ export class PortsExhausted extends Schema.TaggedError<PortsExhausted>("@kube-fo
 export type PortForwardError =
   | PortInUse
   | PodNotFound
+  | PortNotFound
   | PodNotRunning
   | Timeout
   | KubectlNotFound
@@ -637,6 +716,7 @@ export type PortForwardError =
   | ForwardLost
   | KubectlFailed
   | VerifyFailed
+  | ApiServerError
   | PortsExhausted
 
 /**

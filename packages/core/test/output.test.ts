@@ -291,6 +291,15 @@ describe("KubectlOutput (one kubectl process, lines in, verdicts out)", () => {
   })
 })
 
+describe("ports the target does not have", () => {
+  it("a missing service port or named container port is PortNotFound", () => {
+    const svc = classifyFailure(ctx, ["error: Service web does not have a service port 9999"], exit1)
+    assert.isTrue(svc._tag === "PortNotFound" && svc.remotePort === 9999, svc.message)
+    const named = classifyFailure(ctx, ["error: Pod 'web' does not have a named port 'nohttp'"], exit1)
+    assert.isTrue(named._tag === "PortNotFound" && named.remotePort === "nohttp", named.message)
+  })
+})
+
 describe("kubeconfig problems", () => {
   it("a missing context, file or unparsable file is KubeconfigInvalid (kubectl 1.27-1.35 print the same lines)", () => {
     for (const line of [

@@ -20,6 +20,7 @@ import {
   PodNotFound,
   PodNotRunning,
   PortInUse,
+  PortNotFound,
   type OpenError,
   RemoteRefused,
   Unauthorized,
@@ -121,6 +122,8 @@ const rule = (re: RegExp, make: (m: RegExpExecArray, ctx: FailureContext, exit: 
   return m === null ? undefined : make(m, ctx, exit)
 }
 
+const portValue = (text: string): number | string => /^\d+$/.test(text) ? Number(text) : text
+
 /** kubectl's final words, each a whole line as it prints it (anchored, so a quote elsewhere cannot match). */
 const RULES: ReadonlyArray<Rule> = [
   rule(/^Error in configuration: (.*)$/, (m) => new KubeconfigInvalid({ detail: m[1] })),
@@ -134,6 +137,10 @@ const RULES: ReadonlyArray<Rule> = [
     new Unauthorized({ detail: `you must be logged in to the server ${m[1]}`.trim() })),
   rule(/^error: unable to forward port because pod is not running\. Current status=(\w+)/, (m, ctx) =>
     new PodNotRunning({ target: ctx.target, namespace: ctx.namespace, phase: m[1] })),
+  rule(/^error: Service (\S+) does not have a service port (\S+)$/, (m, ctx) =>
+    new PortNotFound({ target: ctx.target, remotePort: portValue(m[2]), detail: m[0].slice(7) })),
+  rule(/^error: Pod '([^']*)' does not have a named port '([^']*)'$/, (m, ctx) =>
+    new PortNotFound({ target: ctx.target, remotePort: m[2], detail: m[0].slice(7) })),
   rule(/^error: timed out waiting for the condition/, (m, ctx) =>
     new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: `no running pod was found for it (${m[0].slice(7)})` })),
   rule(/^error: error upgrading connection: (.*)$/, (m, ctx) => {
