@@ -11,6 +11,7 @@
  * | `kube_forward_time_to_ready_seconds` | histogram | one attempt, from its start to ready (verified) |
  * | `kube_forward_reconnects_total` | counter | forwards brought back after a loss |
  * | `kube_forward_failures_total` | counter | failed attempts and lost forwards, by `error` |
+ * | `kube_forward_connection_failures_total` | counter | connections that failed while the forward stayed up |
  *
  * @since 0.2.0
  */
@@ -58,5 +59,18 @@ export const reconnects: Metric.Counter<number> = Metric.counter("kube_forward_r
  */
 export const failures: Metric.Counter<number> = Metric.counter("kube_forward_failures_total", {
   description: "Failed port-forward attempts and lost forwards, by error",
+  incremental: true
+})
+
+/**
+ * Connections through a ready forward that failed on their own (the pod refused or reset
+ * them) while the forward stayed up. Carriers that survive such a failure count it (the
+ * native one); kubectl ends the whole forward instead, which counts as a lost forward.
+ *
+ * @category metrics
+ * @since 0.2.0
+ */
+export const connectionFailures: Metric.Counter<number> = Metric.counter("kube_forward_connection_failures_total", {
+  description: "Connections through a ready forward that failed while the forward stayed up",
   incremental: true
 })

@@ -1,0 +1,80 @@
+/**
+ * What the API server's answers and the network's failures mean, as the library's typed errors —
+ * the same tags the kubectl carrier reports for the same situations.
+ *
+ * @internal
+ */
+import type * as Http from "node:http"
+import {
+  ApiServerError,
+  ClusterUnreachable,
+  Forbidden,
+  PodNotFound,
+  Unauthorized
+} from "@kube-forward/core/PortForwardError"
+
+/** What can go wrong before an answer arrives. */
+export type RequestFailure = ClusterUnreachable | Unauthorized
+
+/** TLS verification failures, in words a person can act on. */
+const TLS_WORDS: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "signed by an authority the kubeconfig does not trust (certificate-authority)",
+  UNABLE_TO_GET_ISSUER_CERT: "signed by an authority the kubeconfig does not trust (certificate-authority)",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "signed by an authority the kubeconfig does not trust (certificate-authority)",
+  SELF_SIGNED_CERT_IN_CHAIN: "signed by an authority the kubeconfig does not trust (certificate-authority)",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "self-signed and not in the kubeconfig's certificate-authority",
+  CERT_HAS_EXPIRED: "expired",
+  CERT_NOT_YET_VALID: "not valid yet",
+  ERR_TLS_CERT_ALTNAME_INVALID: "not issued for this server name (tls-server-name may be needed)"
+}
+
+/** Maps a socket or TLS error of a request to `server` to `ClusterUnreachable`. */
+export const requestFailure = (server: URL) => (e: unknown): ClusterUnreachable => {
+  const error = e as NodeJS.ErrnoException
+  const code = error.code ?? ""
+  const words = TLS_WORDS[code]
+  if (words !== undefined) {
+    return new ClusterUnreachable({ detail: `the certificate of ${server.host} is ${words} (${code})`, tls: true })
+  }
+  if (code.startsWith("ERR_SSL") || code === "EPROTO" || /alert|handshake/i.test(error.message ?? "")) {
+    return new ClusterUnreachable({ detail: `TLS with ${server.host} failed: ${error.message}`, tls: true })
+  }
+  const what = code === "ECONNREFUSED"
+    ? `connection to ${server.host} refused`
+    : code === "ENOTFOUND" || code === "EAI_AGAIN"
+    ? `${server.hostname} could not be resolved`
+    : `${server.host}: ${error.message ?? String(e)}`
+  return new ClusterUnreachable({ detail: what })
+}
+
+/** The `message` of a Kubernetes `Status` body, or the body itself (shortened). */
+export const statusMessage = (body: string): string => {
+  try {
+    const status = JSON.parse(body) as { readonly message?: unknown }
+    if (typeof status.message === "string" && status.message.length > 0) return status.message
+  } catch {
+    // not JSON: the text itself
+  }
+  const text = body.trim()
+  return text.length === 0 ? "(no message)" : text.length > 300 ? `${text.slice(0, 300)}…` : text
+}
+
+/** What an error answer means. `notFound` builds the error of a 404 (the object asked for). */
+export const answerError = (
+  response: Pick<Http.IncomingMessage, "statusCode">,
+  body: string,
+  notFound: (detail: string) => PodNotFound
+): Unauthorized | Forbidden | PodNotFound | ApiServerError => {
+  const status = response.statusCode ?? 0
+  const detail = statusMessage(body)
+  switch (status) {
+    case 401:
+      return new Unauthorized({ detail })
+    case 403:
+      return new Forbidden({ detail })
+    case 404:
+      return notFound(detail)
+    default:
+      return new ApiServerError({ status, detail })
+  }
+}
