@@ -1,0 +1,171 @@
+/**
+ * What only the native carrier does, against the fake cluster: transports as kubectl ≥ 1.31
+ * negotiates them, a refused connection that fails alone, spreading over a service's pods,
+ * and memory that stays bounded when one side stops reading.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Metric, Scope } from "effect"
+import * as Net from "node:net"
+import { ForwardMetrics, PortForward } from "@kube-forward/core"
+import { NativeForwarder } from "@kube-forward/native"
+import { Backend, FakeCluster, Processes } from "@kube-forward/testkit"
+
+/** Sends `payload`, half-closes, and returns everything that came back. */
+const roundTrip = (port: number, payload: string) =>
+  Effect.callback<string, Error>((resume) => {
+    const chunks: Array<Buffer> = []
+    const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.end(payload))
+    socket.on("data", (d) => chunks.push(d))
+    socket.once("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString())))
+    socket.once("error", (e) => resume(Effect.fail(e)))
+    return Effect.sync(() => socket.destroy())
+  })
+
+/** Connects and waits until the connection is closed by the other side (or fails). */
+const closedByPeer = (port: number) =>
+  Effect.callback<"closed" | "data", Error>((resume) => {
+    const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.end())
+    socket.once("data", () => resume(Effect.succeed("data")))
+    socket.once("close", () => resume(Effect.succeed("closed")))
+    socket.once("error", () => resume(Effect.succeed("closed")))
+    return Effect.sync(() => socket.destroy())
+  })
+
+const whoami = (port: number) =>
+  Effect.promise(() => fetch(`http://127.0.0.1:${port}/whoami`).then((r) => r.json() as Promise<{ readonly name: string }>))
+    .pipe(Effect.map((body) => body.name))
+
+/** A TCP server on loopback that we can stop and start again on the same port. */
+const controllable = Effect.acquireRelease(
+  Effect.callback<Net.Server>((resume) => {
+    const server = Net.createServer((s) => s.pipe(s))
+    server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+  }),
+  (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
+)
+
+const native = (cluster: FakeCluster.FakeCluster, options: NativeForwarder.Options = {}) =>
+  NativeForwarder.layer({ kubeconfig: cluster.kubeconfigPath, ...options })
+
+describe("native carrier", () => {
+  it.live("negotiates as kubectl >= 1.31: the tunnel first, SPDY when the server refuses it, or as forced", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make({
+        pods: [{ name: "web", containers: [{ name: "c", ports: [{ containerPort: 7, backend: Backend.echo() }] }] }]
+      })
+      const open = (options: NativeForwarder.Options) =>
+        Effect.scoped(
+          PortForward.make({ target: "pod/web", ports: [7] }).pipe(
+            Effect.flatMap((fwd) => roundTrip(fwd.localPort, "x")),
+            Effect.provide(native(cluster, options))
+          )
+        )
+      yield* open({})
+      assert.deepStrictEqual((yield* cluster.counters).sessions, { spdy: 0, tunnel: 1, websocket: 0 })
+      yield* open({ transport: "spdy" })
+      assert.deepStrictEqual((yield* cluster.counters).sessions, { spdy: 1, tunnel: 1, websocket: 0 })
+      yield* cluster.setTransport("spdy-only")
+      yield* open({})
+      assert.deepStrictEqual((yield* cluster.counters).sessions, { spdy: 2, tunnel: 1, websocket: 0 }, "fell back to SPDY")
+      const forced = yield* open({ transport: "websocket" }).pipe(Effect.flip)
+      assert.isTrue("_tag" in forced && forced._tag === "ApiServerError" && forced.status === 400, forced.message)
+    }))
+
+  it.live("a connection the pod refuses fails alone: the forward stays Ready and the next connection works", () =>
+    Effect.gen(function*() {
+      const server = yield* controllable
+      const port = (server.address() as Net.AddressInfo).port
+      const cluster = yield* FakeCluster.make({
+        pods: [{ name: "flaky", containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.address("127.0.0.1", port) }] }] }]
+      })
+      const registry = new Map()
+      yield* Effect.gen(function*() {
+        const fwd = yield* PortForward.make({ target: "pod/flaky", ports: [80] })
+        assert.strictEqual(yield* roundTrip(fwd.localPort, "before"), "before")
+        yield* Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
+        assert.strictEqual(yield* closedByPeer(fwd.localPort), "closed", "the refused connection is closed")
+        assert.isTrue(yield* fwd.isOpen, "the forward is still Ready")
+        const failures = yield* Metric.value(Metric.withAttributes(ForwardMetrics.connectionFailures, { backend: "native" }))
+        assert.strictEqual(failures.count, 1)
+        yield* Effect.callback<void>((resume) => void server.listen(port, "127.0.0.1", () => resume(Effect.void)))
+        assert.strictEqual(yield* roundTrip(fwd.localPort, "after"), "after")
+        assert.strictEqual((yield* cluster.counters).sessions.tunnel, 1, "all on one session")
+      }).pipe(Effect.scoped, Effect.provide(native(cluster)), Effect.provideService(Metric.MetricRegistry, registry))
+    }))
+
+  it.live("spread: connections reach every ready pod of a service, following a scale-up and a deletion", () =>
+    Effect.gen(function*() {
+      const pod = (name: string) => ({
+        name,
+        labels: { app: "web" },
+        containers: [{ name: "c", ports: [{ name: "http", containerPort: 8080, backend: Backend.http({ name }) }] }]
+      })
+      const cluster = yield* FakeCluster.make({
+        pods: [pod("web-a"), pod("web-b"), pod("web-c")],
+        services: [{ name: "web", selector: { app: "web" }, ports: [{ port: 80, targetPort: "http" }] }]
+      })
+      yield* Effect.gen(function*() {
+        const fwd = yield* PortForward.make({ target: "svc/web", ports: [80] })
+        const seen = new Set<string>()
+        for (let i = 0; i < 9; i++) seen.add(yield* whoami(fwd.localPort))
+        assert.deepStrictEqual([...seen].sort(), ["web-a", "web-b", "web-c"])
+        yield* cluster.addPod(pod("web-d"))
+        yield* cluster.awaitCounters((c) => c.activeSessions === 4)
+        const after = new Set<string>()
+        for (let i = 0; i < 8; i++) after.add(yield* whoami(fwd.localPort))
+        assert.isTrue(after.has("web-d"), `a scaled-up pod gets connections: ${[...after]}`)
+        yield* cluster.deletePod("default", "web-a")
+        yield* cluster.awaitCounters((c) => c.activeSessions === 3)
+        const left = new Set<string>()
+        for (let i = 0; i < 6; i++) left.add(yield* whoami(fwd.localPort))
+        assert.deepStrictEqual([...left].sort(), ["web-b", "web-c", "web-d"])
+        assert.isTrue(yield* fwd.isOpen)
+      }).pipe(Effect.scoped, Effect.provide(native(cluster, { spread: true })))
+    }))
+})
+
+/** Polls `read` until it has not moved for 10 reads in a row (a quiescence check). */
+const plateau = (read: Effect.Effect<number>) =>
+  Effect.gen(function*() {
+    let last = -1
+    let stable = 0
+    while (stable < 10) {
+      const now = yield* read
+      stable = now === last && now > 0 ? stable + 1 : 0
+      last = now
+      yield* Effect.sleep("50 millis")
+    }
+    return last
+  }).pipe(Effect.timeout("60 seconds"))
+
+describe("native carrier: bounded memory", () => {
+  it.live("an endless source stalls when the local client stops reading, and flows again when it reads", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make({
+        pods: [{ name: "firehose", containers: [{ name: "a", ports: [{ containerPort: 9, backend: Backend.source() }] }] }]
+      })
+      const scope = yield* Scope.make()
+      const fwd = yield* PortForward.make({ target: "pod/firehose", ports: [9], verify: false }).pipe(
+        Scope.provide(scope),
+        Effect.provide(native(cluster))
+      )
+      const socket = Net.connect({ host: "127.0.0.1", port: fwd.localPort })
+      socket.on("error", () => undefined)
+      socket.pause()
+      const rssBefore = process.memoryUsage().rss
+      const stalled = yield* plateau(cluster.counters.pipe(Effect.map((c) => c.bytesFromPod)))
+      const grown = process.memoryUsage().rss - rssBefore
+      console.log(`native, reader stopped: ${(stalled / 1048576).toFixed(1)} MiB left the pod, RSS grew ${(grown / 1048576).toFixed(1)} MiB`)
+      // the local socket's buffer (256 KiB) and the kernel's buffers on each hop: a few MiB, never unbounded
+      assert.isBelow(stalled, 16 * 1024 * 1024)
+      let received = 0
+      socket.on("data", (chunk: Buffer) => void (received += chunk.length))
+      socket.resume()
+      yield* cluster.awaitCounters((c) => c.bytesFromPod > stalled + 16 * 1024 * 1024).pipe(Effect.timeout("30 seconds"))
+      assert.isAbove(received, 0)
+      socket.destroy()
+      yield* Scope.close(scope, Exit.void)
+      assert.isTrue(yield* Processes.canBind(fwd.localPort), "the port is free after close")
+    }))
+})
+
