@@ -5,7 +5,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Metric, Scope } from "effect"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
+import * as Path from "node:path"
 import { ForwardMetrics, PortForward } from "@kube-forward/core"
 import { NativeForwarder } from "@kube-forward/native"
 import { Backend, FakeCluster, Processes } from "@kube-forward/testkit"
@@ -121,6 +123,58 @@ describe("native carrier", () => {
         assert.deepStrictEqual([...left].sort(), ["web-b", "web-c", "web-d"])
         assert.isTrue(yield* fwd.isOpen)
       }).pipe(Effect.scoped, Effect.provide(native(cluster, { spread: true })))
+    }))
+})
+
+/**
+ * A TCP proxy in front of the fake cluster that can freeze: it stops moving bytes either way
+ * while keeping every connection open, as a dead node or a silent network path does.
+ */
+const freezingProxy = (target: URL) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly server: Net.Server; readonly freeze: () => void; readonly port: number }>((resume) => {
+      const pairs: Array<readonly [Net.Socket, Net.Socket]> = []
+      const server = Net.createServer((client) => {
+        const upstream = Net.connect({ host: target.hostname, port: Number(target.port) })
+        client.pipe(upstream).pipe(client)
+        client.on("error", () => upstream.destroy())
+        upstream.on("error", () => client.destroy())
+        pairs.push([client, upstream])
+      })
+      const freeze = () => {
+        for (const [client, upstream] of pairs) {
+          client.unpipe(upstream)
+          upstream.unpipe(client)
+          client.pause()
+          upstream.pause()
+        }
+      }
+      server.listen(0, "127.0.0.1", () =>
+        resume(Effect.succeed({ server, freeze, port: (server.address() as Net.AddressInfo).port })))
+    }),
+    ({ server }) => Effect.sync(() => server.close())
+  )
+
+describe("native carrier: session liveness", () => {
+  it.live("PINGs notice an API server that stops answering: the forward is lost, with why", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make({
+        pods: [{ name: "web", containers: [{ name: "c", ports: [{ containerPort: 7, backend: Backend.echo() }] }] }]
+      })
+      const proxy = yield* freezingProxy(new URL(cluster.url))
+      const kubeconfig = Path.join(cluster.cacheDir, "..", "via-proxy.kubeconfig")
+      Fs.writeFileSync(kubeconfig, Fs.readFileSync(cluster.kubeconfigPath, "utf8").replace(cluster.url, `http://127.0.0.1:${proxy.port}`))
+      yield* Effect.gen(function*() {
+        const fwd = yield* PortForward.make({ target: "pod/web", ports: [7] })
+        assert.strictEqual(yield* roundTrip(fwd.localPort, "alive"), "alive")
+        const frozenAt = performance.now()
+        proxy.freeze()
+        const lost = yield* fwd.awaitClosed.pipe(Effect.flip)
+        console.log(`native: a frozen API server was noticed after ${(performance.now() - frozenAt).toFixed(0)} ms (PING every 100 ms, timeout 300 ms)`)
+        assert.strictEqual(lost._tag, "ForwardLost")
+        assert.include(lost.reason, "did not answer a PING")
+        assert.isFalse(yield* fwd.isOpen)
+      }).pipe(Effect.scoped, Effect.provide(NativeForwarder.layer({ kubeconfig, pingInterval: 100, pingTimeout: 300 })))
     }))
 })
 
