@@ -18,9 +18,9 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { FakeCluster } from "@kube-forward/testkit"
+import { FakeCluster, Processes } from "@kube-forward/testkit"
 import { options } from "../examples/fixture.ts"
-import { defaultKubectl, livePortForwards } from "./support/index.ts"
+import { defaultKubectl } from "./support/index.ts"
 
 const root = Path.resolve(import.meta.dirname, "..")
 const examplesDir = Path.join(root, "examples")
@@ -295,7 +295,7 @@ layer(Env, { concurrent: true, excludeTestServices: true, timeout: "30 seconds" 
         assert.strictEqual(result.code, 0, `exit code of ${context}`)
         for (const line of expectation.output) assert.match(text, line, `expected ${line} in the output of ${context}`)
         for (const reaction of expectation.on ?? []) assert.match(text, reaction.line, context)
-        assert.deepStrictEqual(livePortForwards(marker), [], `kubectl port-forward left behind by ${file}`)
+        assert.deepStrictEqual(Processes.portForwards(marker), [], `kubectl port-forward left behind by ${file}`)
       }), { timeout: 120_000 })
   }
 })

@@ -13,12 +13,9 @@ import * as Path from "node:path"
 import { type ForwardSpec, Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
 import { Backend, Processes } from "@kube-forward/testkit"
 import {
-  bindable,
   Cluster,
   clusterLayer,
-  isAlive,
   leakFree,
-  livePortForwards,
   roundTrip,
   testCluster,
   type TestCluster
@@ -134,7 +131,7 @@ layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and ho
       const status = yield* fwd.currentStatus
       assert.isTrue(status._tag === "Failed" && status.error._tag === "ForwardLost")
       assert.deepStrictEqual(t.leftovers(), [])
-      assert.isTrue(yield* bindable(fwd.localPort))
+      assert.isTrue(yield* Processes.canBind(fwd.localPort))
     })))
 
   it.effect("kubectl killed with SIGKILL: the reconnect policy brings it back", () =>
@@ -146,7 +143,7 @@ layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and ho
       process.kill(pid, "SIGKILL")
       yield* Fiber.join(reconnecting)
       yield* PortForward.awaitOpen(fwd)
-      assert.isFalse(isAlive(pid))
+      assert.isFalse(Processes.isAlive(pid))
       assert.strictEqual((yield* roundTrip(fwd.localPort, "again")).toString(), "again")
     })))
 
@@ -254,7 +251,7 @@ layer(Env, { timeout: 180_000, excludeTestServices: true })("no leaks, ever", (i
       )
       assert.deepStrictEqual(t.leftovers(), [], "no kubectl left")
       const stillBound = []
-      for (const port of ports) if (!(yield* bindable(port))) stillBound.push(port)
+      for (const port of ports) if (!(yield* Processes.canBind(port))) stillBound.push(port)
       assert.deepStrictEqual(stillBound, [], "every port of the range can be bound again")
       assert.isTrue([...used].every((p) => p >= range.from && p <= range.to), "the forwards used the range")
       console.log(
@@ -339,7 +336,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or a
       yield* Processes.awaitExit(t.leftovers().map((p) => p.pid))
       assert.deepStrictEqual(t.leftovers(), [])
       assert.isBelow(gone, 2000, `kubectl outlived its owner by ${gone} ms`)
-      for (const port of ports) assert.isTrue(yield* bindable(port))
+      for (const port of ports) assert.isTrue(yield* Processes.canBind(port))
       console.log(`owner SIGKILLed: kubectl gone ${gone} ms later`)
     }))
 
@@ -352,7 +349,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or a
         child.kill(signal)
         const exit = yield* exitOf(child)
         assert.deepStrictEqual(t.leftovers(), [], "runMain ran the finalizers before exiting")
-        for (const port of ports) assert.isTrue(yield* bindable(port))
+        for (const port of ports) assert.isTrue(yield* Processes.canBind(port))
         assert.isTrue(exit.code !== null || exit.signal !== null)
       }))
   }
@@ -388,7 +385,7 @@ describe("kubectl behind a wrapper", () => {
       assert.strictEqual(t.leftovers().length, 2)
       yield* Scope.close(scope, Exit.void)
       assert.deepStrictEqual(t.leftovers(), [])
-      assert.isTrue(yield* bindable(fwd.localPort))
+      assert.isTrue(yield* Processes.canBind(fwd.localPort))
     }), 60_000)
 })
 
@@ -486,7 +483,7 @@ describe("bad input", () => {
         }
       }
       assert.strictEqual(spawns, 0, "no kubectl was spawned for bad input")
-      assert.deepStrictEqual(livePortForwards("kf-bad-input-marker"), [])
+      assert.deepStrictEqual(Processes.portForwards("kf-bad-input-marker"), [])
     }))
 })
 
