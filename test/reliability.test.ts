@@ -5,16 +5,15 @@
  */
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Random, Schedule, Scope, Stream } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as Crypto from "node:crypto"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { type ForwardSpec, Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
-import { Backend, Processes } from "@kube-forward/testkit"
+import { Backend, Child, Processes } from "@kube-forward/testkit"
 import {
   Cluster,
   clusterLayer,
+  defaultKubectl,
+  kubectlWrapper,
   leakFree,
   roundTrip,
   testCluster,
@@ -285,38 +284,19 @@ layer(Env, { timeout: 180_000, excludeTestServices: true })("no leaks, ever", (i
     })))
 })
 
-/** Spawns the owner fixture with the cluster's environment; resolves with its ports. */
+/**
+ * Starts the owner fixture (a program under NodeRuntime.runMain holding one forward per pod)
+ * with the cluster's environment; succeeds with it and its local ports once it reports them.
+ */
 const startOwner = (t: TestCluster, pods: ReadonlyArray<string>) =>
-  Effect.acquireRelease(
-    Effect.sync(() =>
-      spawn(process.execPath, ["--conditions=source", Path.join(import.meta.dirname, "fixtures", "forward-owner.ts"), ...pods], {
-        env: { ...process.env, ...t.cluster.env },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-    ),
-    (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
-  ).pipe(
-    Effect.flatMap((child) =>
-      Effect.callback<{ readonly child: ChildProcess; readonly ports: Array<number> }, Error>((resume) => {
-        let out = ""
-        let err = ""
-        child.stdout!.on("data", (d) => {
-          out += d
-          const m = /PORTS ([\d ]+)\n/.exec(out)
-          if (m !== null) resume(Effect.succeed({ child, ports: m[1].split(" ").map(Number) }))
-        })
-        child.stderr!.on("data", (d) => (err += d))
-        child.once("exit", (code) => resume(Effect.fail(new Error(`owner exited ${code} before ready: ${err}`))))
-      })
+  Effect.gen(function*() {
+    const owner = yield* Child.spawn(
+      process.execPath,
+      ["--conditions=source", Path.join(import.meta.dirname, "fixtures", "forward-owner.ts"), ...pods],
+      { env: t.cluster.env }
     )
-  )
-
-const exitOf = (child: ChildProcess) =>
-  Effect.callback<{ readonly code: number | null; readonly signal: string | null }>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      return resume(Effect.succeed({ code: child.exitCode, signal: child.signalCode }))
-    }
-    child.once("exit", (code, signal) => resume(Effect.succeed({ code, signal })))
+    const [, ports] = yield* owner.awaitLine(/^PORTS ([\d ]+)$/, "stdout")
+    return { owner, ports: ports.split(" ").map(Number) }
   })
 
 layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or are told to stop", (it) => {
@@ -324,11 +304,11 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or a
     Effect.gen(function*() {
       const t = yield* Cluster
       const baseline = (yield* t.cluster.counters).activeSessions
-      const { child, ports } = yield* startOwner(t, ["owner-0", "owner-1", "owner-2"])
+      const { owner, ports } = yield* startOwner(t, ["owner-0", "owner-1", "owner-2"])
       assert.strictEqual(t.leftovers().length, 3)
       assert.strictEqual((yield* t.cluster.counters).activeSessions, baseline + 3)
-      child.kill("SIGKILL")
-      yield* exitOf(child)
+      yield* owner.kill("SIGKILL")
+      assert.deepStrictEqual(yield* owner.awaitExit, { code: null, signal: "SIGKILL" })
       const killedAt = Date.now()
       // the event: the API server sees the three kubectl connections close as the processes die
       yield* t.cluster.awaitCounters((c) => c.activeSessions === baseline).pipe(Effect.timeout("10 seconds"))
@@ -344,33 +324,28 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or a
     it.effect(`owner under NodeRuntime.runMain receiving ${signal}: finalizers close every forward`, () =>
       Effect.gen(function*() {
         const t = yield* Cluster
-        const { child, ports } = yield* startOwner(t, ["owner-0", "owner-1"])
+        const { owner, ports } = yield* startOwner(t, ["owner-0", "owner-1"])
         assert.strictEqual(t.leftovers().length, 2)
-        child.kill(signal)
-        const exit = yield* exitOf(child)
-        assert.deepStrictEqual(t.leftovers(), [], "runMain ran the finalizers before exiting")
+        yield* owner.kill(signal)
+        // runMain interrupts the program and exits with 130 (an owner without it dies of the signal)
+        assert.deepStrictEqual(yield* owner.awaitExit, { code: 130, signal: null }, owner.text("stderr"))
+        // printed by the owner's last finalizer, after the forwards' own: their status, and how
+        // many of its kubectl processes were alive then (before any exit hook or watchdog could act)
+        assert.deepStrictEqual(owner.lines("stdout").filter((l) => l.startsWith("FINALIZED")), [
+          "FINALIZED Closed Closed; kubectl alive: 0"
+        ])
+        assert.deepStrictEqual(t.leftovers(), [])
         for (const port of ports) assert.isTrue(yield* Processes.canBind(port))
-        assert.isTrue(exit.code !== null || exit.signal !== null)
       }))
   }
 })
 
-/** A kubectl that is a shell wrapper starting the real binary as a child (not exec). */
-const wrapperBinary = Effect.acquireRelease(
-  Effect.sync(() => {
-    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "kf-wrap-"))
-    const file = Path.join(dir, "kubectl")
-    Fs.writeFileSync(file, `#!/bin/sh\nkubectl "$@"\n`, { mode: 0o755 })
-    return { dir, file }
-  }),
-  ({ dir }) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
-
 describe("kubectl behind a wrapper", () => {
   it.live("forward, reconnect and close reach the real binary under the wrapper", () =>
     Effect.gen(function*() {
-      const { file } = yield* wrapperBinary
-      const t = yield* testCluster({ pods: [echoPod("wrapped")] }, file)
+      const t = yield* testCluster({ pods: [echoPod("wrapped")] }, kubectlWrapper, {
+        KUBE_FORWARD_REAL_KUBECTL: defaultKubectl
+      })
       const scope = yield* Scope.make()
       const fwd = yield* PortForward.make({ target: "pod/wrapped", ports: [7000], reconnect }).pipe(
         Scope.provide(scope),
