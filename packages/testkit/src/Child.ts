@@ -181,8 +181,21 @@ const environment = (env: Options["env"]): NodeJS.ProcessEnv => {
   return merged
 }
 
-/** Follows a started process: its lines, its exit, and the waits on them. */
-const follow = (command: string, child: ChildProcess.ChildProcess): Child => {
+/** What a child printed and how it ended, kept as it happens, with waits on both. */
+interface Tracker {
+  /** Every complete line, in arrival order. */
+  readonly all: ReadonlyArray<Line>
+  readonly texts: { readonly stdout: string; readonly stderr: string }
+  /** Set when the process exited (its output may still be arriving). */
+  readonly exited: () => ExitStatus | undefined
+  /** Set when the process exited and its pipes are closed. */
+  readonly finished: () => ExitStatus | undefined
+  /** Calls `listener` on every new line and at the end, until the returned function is called. */
+  readonly listen: (listener: () => void) => () => void
+}
+
+/** Reads a started process's pipes into lines and notes its exit. */
+const track = (child: ChildProcess.ChildProcess): Tracker => {
   const all: Array<Line> = []
   const texts = { stdout: "", stderr: "" }
   const partial = { stdout: "", stderr: "" }
@@ -192,7 +205,6 @@ const follow = (command: string, child: ChildProcess.ChildProcess): Child => {
   }
   let exited: ExitStatus | undefined
   let finished: ExitStatus | undefined
-
   for (const name of ["stdout", "stderr"] as const) {
     const stream = child[name]
     if (stream === null) continue
@@ -222,64 +234,86 @@ const follow = (command: string, child: ChildProcess.ChildProcess): Child => {
     finished = exited ?? { code, signal }
     notify()
   })
-
-  /** Waits until `poll` answers; checked at once and on every line or exit. */
-  const when = <A, E>(poll: () => Effect.Effect<A, E> | undefined): Effect.Effect<A, E> =>
-    Effect.callback<A, E>((resume) => {
-      const check = () => {
-        const outcome = poll()
-        if (outcome === undefined) return false
-        listeners.delete(check)
-        resume(outcome)
-        return true
-      }
-      if (check()) return
-      listeners.add(check)
-      return Effect.sync(() => listeners.delete(check))
-    })
-
-  const awaitLine = (pattern: RegExp, stream?: StreamName) => {
-    let next = 0
-    return when((): Effect.Effect<RegExpExecArray, ExitedBeforeLine> | undefined => {
-      for (; next < all.length; next++) {
-        const line = all[next]
-        if (stream !== undefined && line.stream !== stream) continue
-        const match = pattern.exec(line.text)
-        if (match !== null) return Effect.succeed(match)
-      }
-      if (finished === undefined) return undefined
-      return Effect.fail(
-        new ExitedBeforeLine({ command, waitingFor: String(pattern), ...finished, stderr: texts.stderr })
-      )
-    })
+  return {
+    all,
+    texts,
+    exited: () => exited,
+    finished: () => finished,
+    listen: (listener) => {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    }
   }
+}
 
-  const output = Stream.callback<Line>((queue) =>
+/** Waits until `poll` answers; checked at once and on every line or exit. */
+const when = <A, E>(tracker: Tracker, poll: () => Effect.Effect<A, E> | undefined): Effect.Effect<A, E> =>
+  Effect.callback<A, E>((resume) => {
+    let stop = () => {}
+    const check = () => {
+      const outcome = poll()
+      if (outcome === undefined) return false
+      stop()
+      resume(outcome)
+      return true
+    }
+    if (check()) return
+    stop = tracker.listen(check)
+    return Effect.sync(stop)
+  })
+
+/** The first line (on `stream`, or either) matching `pattern`, past or future. */
+const awaitLine = (command: string, tracker: Tracker) => (pattern: RegExp, stream?: StreamName) => {
+  let next = 0
+  return when(tracker, (): Effect.Effect<RegExpExecArray, ExitedBeforeLine> | undefined => {
+    for (; next < tracker.all.length; next++) {
+      const line = tracker.all[next]
+      if (stream !== undefined && line.stream !== stream) continue
+      const match = pattern.exec(line.text)
+      if (match !== null) return Effect.succeed(match)
+    }
+    const finished = tracker.finished()
+    if (finished === undefined) return undefined
+    return Effect.fail(
+      new ExitedBeforeLine({ command, waitingFor: String(pattern), ...finished, stderr: tracker.texts.stderr })
+    )
+  })
+}
+
+/** Every line from the first, then the new ones as they come; ends when the child is finished. */
+const outputOf = (tracker: Tracker): Stream.Stream<Line> =>
+  Stream.callback<Line>((queue) =>
     Effect.gen(function*() {
       let next = 0
       const push = () => {
-        while (next < all.length) Queue.offerUnsafe(queue, all[next++])
-        if (finished !== undefined) Queue.endUnsafe(queue)
+        while (next < tracker.all.length) Queue.offerUnsafe(queue, tracker.all[next++])
+        if (tracker.finished() !== undefined) Queue.endUnsafe(queue)
       }
       push()
-      listeners.add(push)
-      yield* Effect.addFinalizer(() => Effect.sync(() => listeners.delete(push)))
+      const stop = tracker.listen(push)
+      yield* Effect.addFinalizer(() => Effect.sync(stop))
     })
   )
 
+/** Follows a started process: its lines, its exit, and the waits on them. */
+const follow = (command: string, child: ChildProcess.ChildProcess): Child => {
+  const tracker = track(child)
   const pid = child.pid ?? -1
   return {
     pid,
     command,
-    lines: (stream) => all.filter((l) => stream === undefined || l.stream === stream).map((l) => l.text),
-    text: (stream) => texts[stream],
-    output,
-    awaitLine,
-    awaitExit: when(() => finished === undefined ? undefined : Effect.succeed(finished)),
-    exitStatus: () => finished,
+    lines: (stream) => tracker.all.filter((l) => stream === undefined || l.stream === stream).map((l) => l.text),
+    text: (stream) => tracker.texts[stream],
+    output: outputOf(tracker),
+    awaitLine: awaitLine(command, tracker),
+    awaitExit: when(tracker, () => {
+      const finished = tracker.finished()
+      return finished === undefined ? undefined : Effect.succeed(finished)
+    }),
+    exitStatus: tracker.finished,
     kill: (signal = "SIGTERM") =>
       Effect.sync(() => {
-        if (exited === undefined) child.kill(signal)
+        if (tracker.exited() === undefined) child.kill(signal)
       }),
     killGroup: (signal = "SIGTERM") => Effect.sync(() => signalGroup(pid, signal))
   }
