@@ -16,6 +16,7 @@ import { execFileSync, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import * as KubectlBinaries from "@kube-forward/testkit/KubectlBinaries"
+import * as Processes from "@kube-forward/testkit/Processes"
 import {
   checkConnection,
   type Contender,
@@ -31,7 +32,7 @@ import {
   xec
 } from "./lib/contenders.ts"
 import { type Helper, startHelper } from "./lib/ipc.ts"
-import { canBind, cpuMsOf, descendants, livePortForwards, sleep, treeMemory, waitBindable } from "./lib/proc.ts"
+import { canBind, cpuMsOf, sleep, treeMemory, waitBindable } from "./lib/proc.ts"
 import { crcOf } from "./lib/protocol.ts"
 import { render } from "./lib/report.ts"
 import type {
@@ -123,7 +124,7 @@ const findKubectl = (version: string): Promise<KubectlInfo | undefined> =>
 
 /** kube-forward's watchdog: a child `/bin/sh -c <script>` of this process (its script tracks `groups`). */
 const findWatchdog = (): number | undefined =>
-  descendants(process.pid).find((pid) => {
+  Processes.descendants(process.pid).find((pid) => {
     try {
       const cmd = Fs.readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0")
       return cmd[1] === "-c" && cmd[2]?.includes("groups") === true
@@ -159,7 +160,7 @@ const readyRun = async (c: Contender, target: Target, round: number, instrumente
     await echoRoundTrip(opened.port)
     const tReply = performance.now()
     const appCpuReplyMs = cpuSince(c0)
-    const pid = opened.kubectlPid ?? (c.id.startsWith("kube-forward") ? livePortForwards(kubeconfigPath)[0]?.pid : undefined)
+    const pid = opened.kubectlPid ?? (c.id.startsWith("kube-forward") ? Processes.portForwards(kubeconfigPath)[0]?.pid : undefined)
     const kubectlCpuMs = pid === undefined ? undefined : cpuMsOf(pid)
     // without the separate check the reply came right after open; with it, leave the check out
     const firstReplyMs = tOpen - t0 + (tReply - tCheck)
@@ -258,7 +259,7 @@ const main = async () => {
     // interrupted: end every kubectl of ours (the helpers leave when their IPC channel closes)
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
       process.once(signal, () => {
-        for (const p of livePortForwards(kubeconfigPath)) {
+        for (const p of Processes.portForwards(kubeconfigPath)) {
           try {
             process.kill(p.pid, "SIGKILL")
           } catch {
@@ -338,7 +339,7 @@ const main = async () => {
     const watchdogCpuPerForwardMs = watchdogCpu0 === undefined || watchdogCpu1 === undefined
       ? undefined
       : (watchdogCpu1 - watchdogCpu0) / (2 * settings.readyRuns)
-    const stray = livePortForwards(kubeconfigPath)
+    const stray = Processes.portForwards(kubeconfigPath)
     if (stray.length > 0) errors.push(`after the ready runs, ${stray.length} kubectl still alive: ${stray.map((p) => p.pid).join(", ")}`)
 
     // ---- throughput -----------------------------------------------------------------------------
@@ -362,7 +363,7 @@ const main = async () => {
     const kubectlPidOf = (o: Opened | undefined): number | undefined => {
       if (o === undefined) return undefined
       if (o.kubectlPid !== undefined) return o.kubectlPid
-      const live = livePortForwards(kubeconfigPath)
+      const live = Processes.portForwards(kubeconfigPath)
       return live.length === 1 ? live[0].pid : undefined
     }
     const throughput: Array<ThroughputRun> = []
@@ -484,7 +485,7 @@ const main = async () => {
         const h1 = process.memoryUsage().heapUsed
         const r1 = process.memoryUsage().rss
         // every kubectl of this contender (kube-forward does not expose its pid): exactly N, or none
-        const live = livePortForwards(kubeconfigPath)
+        const live = Processes.portForwards(kubeconfigPath)
         if (c !== cn && live.length !== settings.memoryN) {
           errors.push(`memory ${c.id}: ${live.length} kubectl processes alive for ${settings.memoryN} forwards`)
         }
@@ -564,10 +565,10 @@ const main = async () => {
         if (many !== undefined) await many.close()
         else await Promise.all(opened.map((o) => o.close()))
         const t2 = performance.now()
-        const procs0 = livePortForwards(kubeconfigPath).length
+        const procs0 = Processes.portForwards(kubeconfigPath).length
         const unbind0 = await unbindable(ports)
         await sleep(1000)
-        const procs1 = livePortForwards(kubeconfigPath).length
+        const procs1 = Processes.portForwards(kubeconfigPath).length
         const unbind1 = await unbindable(ports)
         await Promise.all(opened.map((o) => o.exited()))
         opened = []
@@ -596,7 +597,7 @@ const main = async () => {
     }
 
     // ---- end ----------------------------------------------------------------------------------------
-    const leaksAtEnd = livePortForwards(kubeconfigPath).map((p) => `${p.pid} ${p.args}`)
+    const leaksAtEnd = Processes.portForwards(kubeconfigPath).map((p) => `${p.pid} ${p.args}`)
     if (leaksAtEnd.length > 0) errors.push(`${leaksAtEnd.length} kubectl port-forward processes alive at the end`)
     const machine = { ...machine0, loadAvgEnd: Os.loadavg() }
     const results: Results = {
@@ -631,7 +632,7 @@ const main = async () => {
     for (const d of disposers) await d().catch((e: unknown) => errors.push(`dispose: ${errorText(e)}`))
     for (const h of helpers.reverse()) await h.stop()
     if (kubeconfigPath !== "") {
-      const left = livePortForwards(kubeconfigPath)
+      const left = Processes.portForwards(kubeconfigPath)
       for (const p of left) {
         errors.push(`killing leftover kubectl ${p.pid}`)
         try {
@@ -647,7 +648,7 @@ const main = async () => {
     }
     if (statePath !== undefined) {
       // what the supervisor must see gone once this process has exited (kube-forward's watchdog, say)
-      const children = descendants(process.pid).map((pid) => {
+      const children = Processes.descendants(process.pid).map((pid) => {
         let args = ""
         try {
           args = execFileSync("ps", ["-o", "args=", "-p", String(pid)], { encoding: "utf8" }).trim()

@@ -10,7 +10,8 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { isAlive, livePortForwards, sleep } from "./lib/proc.ts"
+import * as Processes from "@kube-forward/testkit/Processes"
+import { sleep } from "./lib/proc.ts"
 import { POST_EXIT_MARKER, postExitLine } from "./lib/report.ts"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
@@ -43,8 +44,8 @@ Fs.rmSync(stateDir, { recursive: true, force: true })
 
 const leftovers = (): Array<string> => {
   if (state === undefined) return []
-  const procs = (state.children ?? []).filter((c) => isAlive(c.pid)).map((c) => `pid ${c.pid} (${c.args || "?"})`)
-  const kubectl = state.kubeconfigPath === "" ? [] : livePortForwards(state.kubeconfigPath).map((p) => `kubectl pid ${p.pid} (${p.args})`)
+  const procs = (state.children ?? []).filter((c) => Processes.isAlive(c.pid)).map((c) => `pid ${c.pid} (${c.args || "?"})`)
+  const kubectl = state.kubeconfigPath === "" ? [] : Processes.portForwards(state.kubeconfigPath).map((p) => `kubectl pid ${p.pid} (${p.args})`)
   // the fake cluster keeps its kubeconfig and discovery cache in a temp directory of its own
   const dir = state.kubeconfigPath === "" ? undefined : Path.dirname(state.kubeconfigPath)
   const files = dir !== undefined && Fs.existsSync(dir) ? [`temp directory ${dir}`] : []
@@ -68,12 +69,12 @@ const ok = state !== undefined && left.length === 0
 if (state !== undefined && left.length > 0) {
   for (const c of state.children ?? []) {
     try {
-      if (isAlive(c.pid)) process.kill(c.pid, "SIGKILL")
+      if (Processes.isAlive(c.pid)) process.kill(c.pid, "SIGKILL")
     } catch {
       // gone
     }
   }
-  for (const p of livePortForwards(state.kubeconfigPath)) {
+  for (const p of Processes.portForwards(state.kubeconfigPath)) {
     try {
       process.kill(p.pid, "SIGKILL")
     } catch {

@@ -1,7 +1,8 @@
 /**
  * Localhost-only binding: by default a forward listens on 127.0.0.1 only, so nobody else on
  * the network can use your access to the cluster. This example shows that 127.0.0.1 answers
- * and that the machine's non-loopback address (if it has one) does not listen on that port.
+ * and that the machine's non-loopback address does not listen on that port (on a machine
+ * without one it says that it could not check).
  * Binding elsewhere is an explicit choice: `address: "0.0.0.0"`, `"localhost"` (127.0.0.1
  * and ::1) or a list of addresses in the spec.
  *
@@ -55,7 +56,7 @@ const program = Effect.gen(function*() {
 
   const external = externalAddress()
   if (external === undefined) {
-    yield* Effect.log("this machine has no non-loopback IPv4 address; nothing else to show")
+    yield* Effect.log("could not check unreachability from outside: this machine has no non-loopback IPv4 address")
     return
   }
   const result = yield* tryConnect(external, port.local)

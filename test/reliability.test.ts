@@ -4,21 +4,17 @@
  * stop, many connections at once, and a table of bad input. Real kubectl, the fake cluster.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Random, Schedule, Scope, Stream } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import { Duration, Effect, Exit, Fiber, Layer, Random, Schedule, Scope, Stream } from "effect"
 import * as Crypto from "node:crypto"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { type ForwardSpec, Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
-import { Backend, Processes } from "@kube-forward/testkit"
+import { Backend, Child, Processes } from "@kube-forward/testkit"
 import {
-  bindable,
   Cluster,
   clusterLayer,
-  isAlive,
+  defaultKubectl,
+  kubectlWrapper,
   leakFree,
-  livePortForwards,
   roundTrip,
   testCluster,
   type TestCluster
@@ -134,7 +130,7 @@ layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and ho
       const status = yield* fwd.currentStatus
       assert.isTrue(status._tag === "Failed" && status.error._tag === "ForwardLost")
       assert.deepStrictEqual(t.leftovers(), [])
-      assert.isTrue(yield* bindable(fwd.localPort))
+      assert.isTrue(yield* Processes.canBind(fwd.localPort))
     })))
 
   it.effect("kubectl killed with SIGKILL: the reconnect policy brings it back", () =>
@@ -146,7 +142,7 @@ layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and ho
       process.kill(pid, "SIGKILL")
       yield* Fiber.join(reconnecting)
       yield* PortForward.awaitOpen(fwd)
-      assert.isFalse(isAlive(pid))
+      assert.isFalse(Processes.isAlive(pid))
       assert.strictEqual((yield* roundTrip(fwd.localPort, "again")).toString(), "again")
     })))
 
@@ -236,9 +232,20 @@ layer(Env, { timeout: 180_000, excludeTestServices: true })("no leaks, ever", (i
       const range = { from: 21000, to: 21063 }
       const ports = Array.from({ length: range.to - range.from + 1 }, (_, i) => range.from + i)
       const used = new Set<number>()
+      const inRange = PortAllocator.layerRange(range)
+      // How long a start takes here and now, 8 at once as in the storm (until the last is ready):
+      // the interrupts are drawn over 1.5 times that (starts in the storm's churn are slower),
+      // so some land before ready and some after, on an idle machine or on one busy with other
+      // work (a fixed 0–900 ms window let no trial reach ready there).
+      const [startup] = yield* Effect.forEach(
+        Array.from({ length: 8 }, (_, i) => i),
+        (i) => PortForward.make({ target: `pod/load-${i}`, ports: [7000] }),
+        { concurrency: 8 }
+      ).pipe(Effect.timed, Effect.scoped, Effect.provide(inRange))
+      const window = Math.max(300, Math.round(1.5 * Duration.toMillis(startup)))
       let ready = 0
       const trial = Effect.gen(function*() {
-        const delay = yield* Random.nextIntBetween(0, 900)
+        const delay = yield* Random.nextIntBetween(0, window)
         const fiber = yield* Effect.scoped(Effect.gen(function*() {
           const fwd = yield* PortForward.make({ target: `pod/load-${delay % 20}`, ports: [7000] })
           used.add(fwd.localPort)
@@ -250,15 +257,15 @@ layer(Env, { timeout: 180_000, excludeTestServices: true })("no leaks, ever", (i
         yield* Fiber.interrupt(fiber)
       })
       yield* Effect.forEach(Array.from({ length: 200 }), () => trial, { concurrency: 8, discard: true }).pipe(
-        Effect.provide(PortAllocator.layerRange(range))
+        Effect.provide(inRange)
       )
       assert.deepStrictEqual(t.leftovers(), [], "no kubectl left")
       const stillBound = []
-      for (const port of ports) if (!(yield* bindable(port))) stillBound.push(port)
+      for (const port of ports) if (!(yield* Processes.canBind(port))) stillBound.push(port)
       assert.deepStrictEqual(stillBound, [], "every port of the range can be bound again")
       assert.isTrue([...used].every((p) => p >= range.from && p <= range.to), "the forwards used the range")
       console.log(
-        `interruption storm: 200 trials, ${ready} reached ready before the interrupt, ${used.size} ports of the range used, 0 leftovers, 0 ports still bound`
+        `interruption storm: 200 trials interrupted within ${window} ms (8 starts took ${Duration.format(startup)}), ${ready} reached ready before the interrupt, ${used.size} ports of the range used, 0 leftovers, 0 ports still bound`
       )
       assert.isAbove(ready, 0, "some trials got past ready (the storm hits every stage)")
       assert.isBelow(ready, 200, "some trials were interrupted before ready")
@@ -288,38 +295,19 @@ layer(Env, { timeout: 180_000, excludeTestServices: true })("no leaks, ever", (i
     })))
 })
 
-/** Spawns the owner fixture with the cluster's environment; resolves with its ports. */
+/**
+ * Starts the owner fixture (a program under NodeRuntime.runMain holding one forward per pod)
+ * with the cluster's environment; succeeds with it and its local ports once it reports them.
+ */
 const startOwner = (t: TestCluster, pods: ReadonlyArray<string>) =>
-  Effect.acquireRelease(
-    Effect.sync(() =>
-      spawn(process.execPath, ["--conditions=source", Path.join(import.meta.dirname, "fixtures", "forward-owner.ts"), ...pods], {
-        env: { ...process.env, ...t.cluster.env },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-    ),
-    (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
-  ).pipe(
-    Effect.flatMap((child) =>
-      Effect.callback<{ readonly child: ChildProcess; readonly ports: Array<number> }, Error>((resume) => {
-        let out = ""
-        let err = ""
-        child.stdout!.on("data", (d) => {
-          out += d
-          const m = /PORTS ([\d ]+)\n/.exec(out)
-          if (m !== null) resume(Effect.succeed({ child, ports: m[1].split(" ").map(Number) }))
-        })
-        child.stderr!.on("data", (d) => (err += d))
-        child.once("exit", (code) => resume(Effect.fail(new Error(`owner exited ${code} before ready: ${err}`))))
-      })
+  Effect.gen(function*() {
+    const owner = yield* Child.spawn(
+      process.execPath,
+      ["--conditions=source", Path.join(import.meta.dirname, "fixtures", "forward-owner.ts"), ...pods],
+      { env: t.cluster.env }
     )
-  )
-
-const exitOf = (child: ChildProcess) =>
-  Effect.callback<{ readonly code: number | null; readonly signal: string | null }>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      return resume(Effect.succeed({ code: child.exitCode, signal: child.signalCode }))
-    }
-    child.once("exit", (code, signal) => resume(Effect.succeed({ code, signal })))
+    const [, ports] = yield* owner.awaitLine(/^PORTS ([\d ]+)$/, "stdout")
+    return { owner, ports: ports.split(" ").map(Number) }
   })
 
 layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or are told to stop", (it) => {
@@ -327,11 +315,11 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or a
     Effect.gen(function*() {
       const t = yield* Cluster
       const baseline = (yield* t.cluster.counters).activeSessions
-      const { child, ports } = yield* startOwner(t, ["owner-0", "owner-1", "owner-2"])
+      const { owner, ports } = yield* startOwner(t, ["owner-0", "owner-1", "owner-2"])
       assert.strictEqual(t.leftovers().length, 3)
       assert.strictEqual((yield* t.cluster.counters).activeSessions, baseline + 3)
-      child.kill("SIGKILL")
-      yield* exitOf(child)
+      yield* owner.kill("SIGKILL")
+      assert.deepStrictEqual(yield* owner.awaitExit, { code: null, signal: "SIGKILL" })
       const killedAt = Date.now()
       // the event: the API server sees the three kubectl connections close as the processes die
       yield* t.cluster.awaitCounters((c) => c.activeSessions === baseline).pipe(Effect.timeout("10 seconds"))
@@ -339,7 +327,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or a
       yield* Processes.awaitExit(t.leftovers().map((p) => p.pid))
       assert.deepStrictEqual(t.leftovers(), [])
       assert.isBelow(gone, 2000, `kubectl outlived its owner by ${gone} ms`)
-      for (const port of ports) assert.isTrue(yield* bindable(port))
+      for (const port of ports) assert.isTrue(yield* Processes.canBind(port))
       console.log(`owner SIGKILLed: kubectl gone ${gone} ms later`)
     }))
 
@@ -347,33 +335,28 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or a
     it.effect(`owner under NodeRuntime.runMain receiving ${signal}: finalizers close every forward`, () =>
       Effect.gen(function*() {
         const t = yield* Cluster
-        const { child, ports } = yield* startOwner(t, ["owner-0", "owner-1"])
+        const { owner, ports } = yield* startOwner(t, ["owner-0", "owner-1"])
         assert.strictEqual(t.leftovers().length, 2)
-        child.kill(signal)
-        const exit = yield* exitOf(child)
-        assert.deepStrictEqual(t.leftovers(), [], "runMain ran the finalizers before exiting")
-        for (const port of ports) assert.isTrue(yield* bindable(port))
-        assert.isTrue(exit.code !== null || exit.signal !== null)
+        yield* owner.kill(signal)
+        // runMain interrupts the program and exits with 130 (an owner without it dies of the signal)
+        assert.deepStrictEqual(yield* owner.awaitExit, { code: 130, signal: null }, owner.text("stderr"))
+        // printed by the owner's last finalizer, after the forwards' own: their status, and how
+        // many of its kubectl processes were alive then (before any exit hook or watchdog could act)
+        assert.deepStrictEqual(owner.lines("stdout").filter((l) => l.startsWith("FINALIZED")), [
+          "FINALIZED Closed Closed; kubectl alive: 0"
+        ])
+        assert.deepStrictEqual(t.leftovers(), [])
+        for (const port of ports) assert.isTrue(yield* Processes.canBind(port))
       }))
   }
 })
 
-/** A kubectl that is a shell wrapper starting the real binary as a child (not exec). */
-const wrapperBinary = Effect.acquireRelease(
-  Effect.sync(() => {
-    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "kf-wrap-"))
-    const file = Path.join(dir, "kubectl")
-    Fs.writeFileSync(file, `#!/bin/sh\nkubectl "$@"\n`, { mode: 0o755 })
-    return { dir, file }
-  }),
-  ({ dir }) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
-
 describe("kubectl behind a wrapper", () => {
   it.live("forward, reconnect and close reach the real binary under the wrapper", () =>
     Effect.gen(function*() {
-      const { file } = yield* wrapperBinary
-      const t = yield* testCluster({ pods: [echoPod("wrapped")] }, file)
+      const t = yield* testCluster({ pods: [echoPod("wrapped")] }, kubectlWrapper, {
+        KUBE_FORWARD_REAL_KUBECTL: defaultKubectl
+      })
       const scope = yield* Scope.make()
       const fwd = yield* PortForward.make({ target: "pod/wrapped", ports: [7000], reconnect }).pipe(
         Scope.provide(scope),
@@ -388,7 +371,7 @@ describe("kubectl behind a wrapper", () => {
       assert.strictEqual(t.leftovers().length, 2)
       yield* Scope.close(scope, Exit.void)
       assert.deepStrictEqual(t.leftovers(), [])
-      assert.isTrue(yield* bindable(fwd.localPort))
+      assert.isTrue(yield* Processes.canBind(fwd.localPort))
     }), 60_000)
 })
 
@@ -486,7 +469,7 @@ describe("bad input", () => {
         }
       }
       assert.strictEqual(spawns, 0, "no kubectl was spawned for bad input")
-      assert.deepStrictEqual(livePortForwards("kf-bad-input-marker"), [])
+      assert.deepStrictEqual(Processes.portForwards("kf-bad-input-marker"), [])
     }))
 })
 

@@ -5,12 +5,6 @@ import { Processes } from "@kube-forward/testkit"
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** A live process: exists and is neither a zombie nor dead. */
-export const isAlive = Processes.isAlive
-
-/** Every live descendant of `pid` (children, grandchildren, …). */
-export const descendants = Processes.descendants
-
 /** VmRSS and VmHWM (peak) of one process in KiB; `undefined` when it is gone. */
 export const memoryOf = (pid: number): { readonly rssKiB: number; readonly hwmKiB: number } | undefined => {
   try {
@@ -29,7 +23,7 @@ export const treeMemory = (pid: number): { readonly rssKiB: number; readonly hwm
   let rssKiB = 0
   let hwmKiB = 0
   let processes = 0
-  for (const p of [pid, ...descendants(pid)]) {
+  for (const p of [pid, ...Processes.descendants(pid)]) {
     const m = memoryOf(p)
     if (m === undefined) continue
     rssKiB += m.rssKiB
@@ -38,9 +32,6 @@ export const treeMemory = (pid: number): { readonly rssKiB: number; readonly hwm
   }
   return { rssKiB, hwmKiB, processes }
 }
-
-/** Live kubectl port-forward processes talking to the bench cluster (its kubeconfig is on their command line). */
-export const livePortForwards = Processes.portForwards
 
 /** Whether `port` can be bound at `host` right now (the same test the library uses). */
 export const canBind = (port: number, host = "127.0.0.1"): Promise<boolean> =>

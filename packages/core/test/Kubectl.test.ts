@@ -1,12 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Option, Scope, Stream } from "effect"
-import { execFileSync, spawn } from "node:child_process"
+import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Kubectl } from "@kube-forward/core"
-import { Processes } from "@kube-forward/testkit"
+import { Child, Processes } from "@kube-forward/testkit"
 
 /** Real kubectl; `kubectl proxy --port=0` runs until killed without any cluster. */
 const KUBECTL = execFileSync("sh", ["-c", "command -v kubectl"]).toString().trim()
@@ -18,7 +18,10 @@ const childrenOf = (pid: number) =>
 
 const inGroup = (pgid: number) => Processes.group(pgid).map((p) => p.args)
 
-/** A wrapper script in a temp dir that starts the real kubectl as its child (no exec). */
+/** The suites' kubectl wrapper fixture: starts `KUBE_FORWARD_REAL_KUBECTL` as its child (no exec). */
+const kubectlWrapper = Path.join(import.meta.dirname, "..", "..", "..", "test", "fixtures", "kubectl-wrapper.sh")
+
+/** A script of its own in a temp dir standing in for kubectl (`$KUBECTL` is the real one). */
 const wrapper = (body: string) =>
   Effect.acquireRelease(
     Effect.sync(() => {
@@ -68,8 +71,9 @@ describe("Kubectl.layer (execa)", () => {
 
   it.live("kill reaches kubectl started as a child of a wrapper", () =>
     Effect.gen(function*() {
-      const file = yield* wrapper(`$KUBECTL "$@"`)
-      const kubectl = yield* Kubectl.Kubectl.pipe(Effect.provide(Kubectl.layer({ binary: file, env })))
+      const kubectl = yield* Kubectl.Kubectl.pipe(
+        Effect.provide(Kubectl.layer({ binary: kubectlWrapper, env: { ...env, KUBE_FORWARD_REAL_KUBECTL: KUBECTL } }))
+      )
       const proc = yield* kubectl.spawn(["proxy", "--port=0"])
       yield* serving(proc)
       const children = childrenOf(proc.pid)
@@ -112,26 +116,39 @@ describe("Kubectl.layer (execa)", () => {
       assert.deepStrictEqual(inGroup(proc.pid), [])
     }), { timeout: 20_000 })
 
-  it.live("the watchdog ends kubectl when its owner is killed with SIGKILL", () =>
+  it.live("lines may arrive split: a line longer than the pipe's buffer is handed over whole", () =>
     Effect.gen(function*() {
-      const owner = spawn(process.execPath, [
+      // 1 + 2 × 100 000 bytes on one line: more than a pipe holds (64 KiB), so it is read in
+      // several chunks, and the odd first byte puts chunk boundaries inside two-byte characters
+      const file = yield* wrapper(`printf x; yes é | head -n 100000 | tr -d '\\n'; printf '\\nend\\n'`)
+      const kubectl = yield* Kubectl.Kubectl.pipe(Effect.provide(Kubectl.layer({ binary: file, env })))
+      const proc = yield* kubectl.spawn([])
+      const lines = yield* proc.output.pipe(Stream.runCollect)
+      assert.deepStrictEqual(lines.map((l) => [l.stream, l.text.length]), [["stdout", 100_001], ["stdout", 3]])
+      assert.isTrue(lines[0].text === "x" + "é".repeat(100_000), "the line arrived whole and decoded")
+      assert.strictEqual(lines[1].text, "end")
+    }))
+
+  it.live("the watchdog ends kubectl when its owner is killed with SIGKILL, then exits itself", () =>
+    Effect.gen(function*() {
+      const owner = yield* Child.spawn(process.execPath, [
         "--conditions=source",
         Path.join(import.meta.dirname, "fixtures", "owner.ts"),
         KUBECTL,
         "2"
-      ], { stdio: ["ignore", "pipe", "inherit"] })
-      const started = yield* Effect.callback<Array<{ readonly pid: number; readonly port: number }>>((resume) => {
-        let text = ""
-        owner.stdout!.on("data", (d) => {
-          text += d
-          if (text.includes("READY\n")) {
-            resume(Effect.succeed(
-              [...text.matchAll(/PID (\d+) PORT (\d+)/g)].map((m) => ({ pid: Number(m[1]), port: Number(m[2]) }))
-            ))
-          }
-        })
+      ])
+      yield* owner.awaitLine(/^READY$/, "stdout")
+      const started = owner.lines("stdout").flatMap((line) => {
+        const m = /^PID (\d+) PORT (\d+)$/.exec(line)
+        return m === null ? [] : [{ pid: Number(m[1]), port: Number(m[2]) }]
       })
       assert.strictEqual(started.length, 2)
+      // the owner's other child is the watchdog (a /bin/sh loop)
+      const watchdogs = Processes.list().filter((p) =>
+        p.ppid === owner.pid && alive(p.pid) && !started.some((s) => s.pid === p.pid)
+      )
+      assert.strictEqual(watchdogs.length, 1, `the owner's children: ${watchdogs.map((p) => p.args).join(" | ")}`)
+      assert.match(watchdogs[0].args, /^\/bin\/sh -c/)
       // hold a connection to each kubectl: its closing is the event that the process is gone
       // (the listener is attached at once, so a close that comes early is not missed)
       const closed = yield* Effect.forEach(started, ({ port }) =>
@@ -143,9 +160,8 @@ describe("Kubectl.layer (execa)", () => {
           })
         }).pipe(Effect.map((gone) => Effect.promise(() => gone))))
       for (const { pid } of started) assert.isTrue(alive(pid))
-      const ownerExited = new Promise<void>((done) => owner.once("exit", () => done()))
-      owner.kill("SIGKILL")
-      yield* Effect.promise(() => ownerExited)
+      yield* owner.kill("SIGKILL")
+      assert.deepStrictEqual(yield* owner.awaitExit, { code: null, signal: "SIGKILL" })
       const killedAt = Date.now()
       yield* Effect.all(closed, { concurrency: "unbounded" }).pipe(Effect.timeout("10 seconds"))
       const after = Date.now() - killedAt
@@ -153,5 +169,8 @@ describe("Kubectl.layer (execa)", () => {
       const remaining = yield* Processes.awaitExit(started.map(({ pid }) => pid))
       assert.deepStrictEqual(remaining, [], "no kubectl outlives its owner")
       assert.isBelow(after, 2000)
+      // its work done (SIGTERM, a second's grace, SIGKILL), the watchdog leaves too
+      const watchdogLeft = yield* Processes.awaitExit([watchdogs[0].pid], { within: "5 seconds" })
+      assert.deepStrictEqual(watchdogLeft, [], "the watchdog outlived its owner")
     }), { timeout: 30_000 })
 })

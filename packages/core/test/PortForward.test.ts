@@ -4,36 +4,60 @@ import { TestClock } from "effect/testing"
 import * as Net from "node:net"
 import { Kubectl, PortAllocator, PortForward, Retry } from "@kube-forward/core"
 
-/** A scripted kubectl that records every spawn and every kill. */
+/**
+ * A scripted kubectl that records every spawn and every kill (of a process that had not
+ * exited), also as one ordered log: `spawn 0`, `kill 0`, `spawn 1`, …
+ */
 const scripted = (script: (args: ReadonlyArray<string>, index: number) => Kubectl.TestScript) => {
   const spawns: Array<ReadonlyArray<string>> = []
+  const events: Array<string> = []
   let kills = 0
   const layer = PortForward.layerWith(
     Kubectl.layerTest((args, index) => {
       spawns.push(args)
+      events.push(`spawn ${index}`)
       const s = script(args, index)
-      return { ...s, onKill: Effect.sync(() => void kills++) }
+      return {
+        ...s,
+        onKill: Effect.sync(() => {
+          kills++
+          events.push(`kill ${index}`)
+        })
+      }
     })
   )
-  return { layer, spawns, kills: () => kills }
+  return { layer, spawns, events, kills: () => kills }
 }
 
 const forwarding = (local: number, remote: number) => `Forwarding from 127.0.0.1:${local} -> ${remote}`
 const stderr = (text: string): Kubectl.OutputLine => ({ stream: "stderr", text })
 
-/** A local TCP server that echoes; the scripted "kubectl" points its Forwarding line here. */
-const echoServer = Effect.acquireRelease(
-  Effect.callback<Net.Server>((resume) => {
-    const server = Net.createServer((socket) => socket.pipe(socket))
-    server.listen(0, "127.0.0.1", () => {
-      resume(Effect.succeed(server))
-    })
-  }),
-  (server) =>
-    Effect.callback<void>((resume) => {
-      server.close(() => resume(Effect.void))
-    })
-).pipe(Effect.map((server) => (server.address() as Net.AddressInfo).port))
+/**
+ * A local TCP server that echoes and counts the connections it accepted; the scripted
+ * "kubectl" points its Forwarding line here.
+ */
+const countingEcho = Effect.gen(function*() {
+  let accepted = 0
+  const server = yield* Effect.acquireRelease(
+    Effect.callback<Net.Server>((resume) => {
+      const server = Net.createServer((socket) => {
+        accepted++
+        socket.pipe(socket)
+      })
+      server.listen(0, "127.0.0.1", () => {
+        resume(Effect.succeed(server))
+      })
+    }),
+    (server) =>
+      Effect.callback<void>((resume) => {
+        server.close(() => resume(Effect.void))
+      })
+  )
+  return { port: (server.address() as Net.AddressInfo).port, accepted: () => accepted }
+})
+
+/** A local TCP server that echoes; its port. */
+const echoServer = countingEcho.pipe(Effect.map((s) => s.port))
 
 /** How many finalizers a scope holds (Scope.state is public). */
 const finalizersOf = (scope: Scope.Scope): number => {
@@ -60,7 +84,7 @@ describe("PortForward.make with a scripted kubectl", () => {
     }).pipe(Effect.provide(k.layer))
   })
 
-  it.effect("localhost plus an explicit address: ready only when both are listening", () => {
+  it.effect("localhost plus an explicit address: a listener kubectl could not open on one of them is PortInUse for that address", () => {
     const k = scripted(() => ({
       output: [
         forwarding(5100, 80),
@@ -113,7 +137,7 @@ describe("PortForward.make with a scripted kubectl", () => {
     }).pipe(Effect.provide(k.layer))
   })
 
-  it.effect("warnings on stderr do not fail a forward that then comes up; lines may arrive split", () => {
+  it.effect("warnings on stderr do not fail a forward that then comes up", () => {
     const k = scripted(() => ({
       output: [
         stderr("W1126 06:00:00.000000    1 memcache.go:287] couldn't get resource list for metrics.k8s.io/v1beta1: the server is currently unable to handle the request"),
@@ -128,34 +152,48 @@ describe("PortForward.make with a scripted kubectl", () => {
   })
 
   it.effect("several addresses: ready only when every address of every port is listening", () => {
-    const k = scripted(() => ({
-      output: [forwarding(5000, 80), "Forwarding from [::1]:5000 -> 80", forwarding(5001, 81)]
-    }))
+    const lines = [forwarding(5000, 80), "Forwarding from [::1]:5000 -> 80", forwarding(5001, 81)]
+    const spec = {
+      target: "pod/web",
+      ports: [80, 81],
+      address: ["127.0.0.1", "::1"],
+      verify: false,
+      readyTimeout: "10 seconds"
+    } as const
+    const missing = scripted(() => ({ output: lines }))
+    const complete = scripted(() => ({ output: [...lines, "Forwarding from [::1]:5001 -> 81"] }))
     return Effect.gen(function*() {
-      const fiber = yield* PortForward.make({
-        target: "pod/web",
-        ports: [80, 81],
-        address: ["127.0.0.1", "::1"],
-        verify: false,
-        readyTimeout: "10 seconds"
-      }).pipe(Effect.forkChild)
+      // one line short (port 81 on ::1): never ready, Timeout
+      const fiber = yield* PortForward.make(spec).pipe(Effect.provide(missing.layer), Effect.forkChild)
       yield* TestClock.adjust("11 seconds")
       const exit = yield* Fiber.await(fiber)
       assert.isTrue(Exit.isFailure(exit))
       const error = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
       assert.strictEqual((error as any)?.error?._tag, "Timeout")
-      assert.strictEqual(k.kills(), 1)
-    }).pipe(Effect.provide(k.layer))
+      assert.strictEqual(missing.kills(), 1)
+      // every line there: ready
+      const fwd = yield* PortForward.make(spec).pipe(Effect.provide(complete.layer))
+      assert.isTrue(yield* fwd.isOpen)
+      assert.deepStrictEqual(fwd.ports.map((p) => p.local), [5000, 5001])
+    })
   })
 
-  it.effect("verifies with one connection through each port", () =>
+  it.effect("verifies with one check connection through each port; verify: false makes none", () =>
     Effect.gen(function*() {
-      const port = yield* echoServer
-      const k = scripted(() => ({ output: [forwarding(port, 80)] }))
-      const fwd = yield* PortForward.make({ target: "pod/web", ports: [80] }).pipe(Effect.provide(k.layer))
-      assert.strictEqual(fwd.localPort, port)
-      assert.isTrue(yield* fwd.isOpen)
-    }).pipe(Effect.provide(Layer.empty)), { timeout: 10_000 })
+      const first = yield* countingEcho
+      const second = yield* countingEcho
+      const output = [forwarding(first.port, 80), forwarding(second.port, 81)]
+      const verified = yield* PortForward.make({ target: "pod/web", ports: [80, 81] }).pipe(
+        Effect.provide(scripted(() => ({ output })).layer)
+      )
+      assert.isTrue(yield* verified.isOpen)
+      assert.deepStrictEqual([first.accepted(), second.accepted()], [1, 1], "one check connection per port")
+      const unverified = yield* PortForward.make({ target: "pod/web", ports: [80, 81], verify: false }).pipe(
+        Effect.provide(scripted(() => ({ output })).layer)
+      )
+      assert.isTrue(yield* unverified.isOpen)
+      assert.deepStrictEqual([first.accepted(), second.accepted()], [1, 1], "verify: false made no connection")
+    }), { timeout: 10_000 })
 
   it.effect("verification fails with VerifyFailed when nothing listens on the reported port", () =>
     Effect.gen(function*() {
@@ -172,7 +210,7 @@ describe("PortForward.make with a scripted kubectl", () => {
       assert.strictEqual(k.kills(), 1)
     }))
 
-  it.effect("maps kubectl's exit before ready to a typed error and kills nothing twice", () => {
+  it.effect("maps kubectl's exit before ready to a typed error; PodNotFound is not retried", () => {
     const k = scripted(() => ({
       output: [stderr("Error from server (NotFound): pods \"nope\" not found")],
       exit: { exitCode: 1, signal: null }
@@ -184,10 +222,11 @@ describe("PortForward.make with a scripted kubectl", () => {
       assert.strictEqual(error._tag, "PodNotFound")
       assert.strictEqual(error.message, "pod/nope not found (pods \"nope\" not found)")
       assert.strictEqual(k.spawns.length, 1, "PodNotFound is not retried")
+      assert.strictEqual(k.kills(), 0, "kubectl exited by itself (its whole stderr read); nothing was signalled")
     }).pipe(Effect.provide(k.layer))
   })
 
-  it.effect("retries transient errors on the schedule, each attempt cleaned up", () => {
+  it.effect("retries transient errors on the schedule", () => {
     const k = scripted((_, i) =>
       i < 2
         ? {
@@ -200,6 +239,24 @@ describe("PortForward.make with a scripted kubectl", () => {
       const fwd = yield* PortForward.make({ target: "pod/web", ports: [80], verify: false, retry: Schedule.recurs(5) })
       assert.strictEqual(k.spawns.length, 3)
       assert.strictEqual(fwd.localPort, 7000)
+    }).pipe(Effect.provide(k.layer))
+  })
+
+  it.effect("each failed attempt is killed before the next one starts", () => {
+    // attempts 0 and 1 never report ready (and never exit by themselves): Timeout, retried
+    const k = scripted((_, i) => i < 2 ? { output: [] } : { output: [forwarding(7002, 80)] })
+    return Effect.gen(function*() {
+      const fiber = yield* PortForward.make({
+        target: "pod/web",
+        ports: [80],
+        verify: false,
+        readyTimeout: "1 second",
+        retry: Schedule.recurs(5)
+      }).pipe(Effect.forkChild)
+      while (k.spawns.length < 3) yield* TestClock.adjust("1 second")
+      const fwd = yield* Fiber.join(fiber)
+      assert.strictEqual(fwd.localPort, 7002)
+      assert.deepStrictEqual(k.events, ["spawn 0", "kill 0", "spawn 1", "kill 1", "spawn 2"])
     }).pipe(Effect.provide(k.layer))
   })
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Schedule } from "effect"
+import { Clock, Effect, Fiber, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import { PodNotFound, PodNotRunning, type PortForwardError } from "../src/PortForwardError.ts"
 import { Retry } from "@kube-forward/core"
@@ -15,6 +15,20 @@ const failing = (errors: ReadonlyArray<PortForwardError>) => {
     return error === undefined ? Effect.succeed("ok") : Effect.fail(error)
   })
   return { effect, runs: () => runs }
+}
+
+/** An effect that always fails with PodNotRunning, noting the (test) clock's time of each run. */
+const failingAt = () => {
+  const at: Array<number> = []
+  const effect = Clock.currentTimeMillis.pipe(
+    Effect.flatMap((now) => {
+      at.push(now)
+      return Effect.fail(notRunning)
+    })
+  )
+  // microsecond precision: jittered delays are fractional milliseconds
+  const round = (ms: number) => Math.round(ms * 1000) / 1000
+  return { effect, at, delays: () => at.slice(1).map((t, i) => round(t - at[i])) }
 }
 
 describe("Retry", () => {
@@ -46,13 +60,38 @@ describe("Retry", () => {
       assert.strictEqual(always.runs(), 3)
     }))
 
-  it.effect("the default policy retries with growing, capped, jittered delays", () =>
+  it.effect("the default policy: ~200 ms first, doubling, jittered, no delay over 5 s, at most 8 retries", () =>
     Effect.gen(function*() {
-      const always = failing(Array.from({ length: 100 }, () => notRunning))
+      const always = failingAt()
       const fiber = yield* always.effect.pipe(Retry.transient(), Effect.flip, Effect.forkChild)
-      yield* TestClock.adjust("2 minutes")
-      const error = yield* Fiber.join(fiber)
-      assert.strictEqual(error._tag, "PodNotRunning")
-      assert.strictEqual(always.runs(), 9, "one run and 8 retries")
+      yield* TestClock.adjust("10 minutes")
+      assert.strictEqual((yield* Fiber.join(fiber))._tag, "PodNotRunning")
+      assert.strictEqual(always.at.length, 9, "one run and 8 retries")
+      const delays = always.delays()
+      // jitter scales each delay by 0.8–1.2, then the cap applies
+      assert.isTrue(delays[0] >= 160 && delays[0] <= 240, `first delay ${delays[0]} ms`)
+      delays.forEach((delay, i) => {
+        const nominal = 200 * 2 ** i
+        assert.isAtMost(delay, 5000, `delay ${i}`)
+        if (nominal * 0.8 >= 5000) assert.strictEqual(delay, 5000, `delay ${i} is capped`)
+        else assert.isTrue(delay >= nominal * 0.8 && delay <= Math.min(nominal * 1.2, 5000), `delay ${i}: ${delay} ms`)
+      })
+      // jittered: the growing delays are not all the same multiple of 200 ms × 2^i
+      const ratios = delays.slice(0, 5).map((delay, i) => delay / (200 * 2 ** i))
+      assert.isAbove(new Set(ratios).size, 1, `ratios ${ratios.join(", ")}`)
+    }))
+
+  it.effect("the default policy retries for a minute at most", () =>
+    Effect.gen(function*() {
+      // with many more retries allowed, the minute is what ends it
+      const always = failingAt()
+      const fiber = yield* always.effect.pipe(Retry.transient(Retry.policy({ times: 1000 })), Effect.flip, Effect.forkChild)
+      yield* TestClock.adjust("10 minutes")
+      yield* Fiber.join(fiber)
+      const since = always.at.map((t) => t - always.at[0])
+      assert.isBelow(always.at.length, 1001)
+      // every retry was decided within the minute (after a failure at most 60 s in), none after
+      assert.isAtMost(since.at(-2)!, 60_000, `last retried failure at ${since.at(-2)} ms`)
+      assert.isAbove(since.at(-1)!, 60_000, `the failure that ended it at ${since.at(-1)} ms`)
     }))
 })

@@ -13,6 +13,14 @@
 export * as Backend from "./Backend.ts"
 
 /**
+ * Child processes for tests: scoped spawn with an argument array, lines, waits for a line or
+ * the exit, and the whole process group ended when the scope closes.
+ *
+ * @since 0.1.0
+ */
+export * as Child from "./Child.ts"
+
+/**
  * The fake cluster: REST, SPDY/3.1, the SPDY-over-WebSocket tunnel and `v4.channel.k8s.io`.
  *
  * @since 0.1.0

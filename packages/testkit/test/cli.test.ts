@@ -7,14 +7,15 @@ import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { exchange, portForward, spawnProcess } from "./helpers/kubectl.ts"
+import { Child } from "../src/index.ts"
+import { exchange, portForward } from "./helpers/kubectl.ts"
 
 const bin = Path.join(import.meta.dirname, "..", "bin", "kube-forward-testkit.js")
 
 const serve = (args: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    const server = yield* spawnProcess(process.execPath, [bin, "serve", ...args], {})
-    const m = yield* server.waitForLine("stdout", /^KUBECONFIG=(.+)$/).pipe(Effect.timeout("30 seconds"))
+    const server = yield* Child.spawn(process.execPath, [bin, "serve", ...args])
+    const m = yield* server.awaitLine(/^KUBECONFIG=(.+)$/, "stdout").pipe(Effect.timeout("30 seconds"))
     const kubeconfig = m[1]!
     return { server, kubeconfig, env: { KUBECONFIG: kubeconfig, KUBECACHEDIR: Path.join(Path.dirname(kubeconfig), "cache") } }
   })
@@ -37,8 +38,8 @@ describe("kube-forward-testkit serve", () => {
       const http = yield* portForward({ env }, "1.27", "pod/web", 80)
       const health = yield* Effect.promise(() => fetch(`http://127.0.0.1:${http.localPort}/health`).then((r) => r.json()))
       assert.deepStrictEqual(health, { status: "ok" })
-      server.kill("SIGTERM")
-      const exit = yield* server.exit
+      yield* server.kill("SIGTERM")
+      const exit = yield* server.awaitExit
       assert.deepStrictEqual(exit, { code: 0, signal: null })
       assert.isFalse(Fs.existsSync(Path.dirname(kubeconfig)))
       assert.deepStrictEqual(server.lines("stdout"), [`KUBECONFIG=${kubeconfig}`])
@@ -65,16 +66,16 @@ describe("kube-forward-testkit serve", () => {
       assert.deepStrictEqual(who, { name: "api-0" })
       const deploy = yield* portForward({ env }, "1.30", "deployment/api", 8080)
       assert.strictEqual(deploy.remotePort, 8080)
-      server.kill("SIGINT")
-      assert.strictEqual((yield* server.exit).code, 0)
+      yield* server.kill("SIGINT")
+      assert.strictEqual((yield* server.awaitExit).code, 0)
     }))
 
   it.live("rejects a malformed --pod with exit 1", () =>
     Effect.gen(function*() {
-      const server = yield* spawnProcess(process.execPath, [bin, "serve", "--pod", "web=echo"], {})
-      const exit = yield* server.exit
+      const server = yield* Child.spawn(process.execPath, [bin, "serve", "--pod", "web=echo"])
+      const exit = yield* server.awaitExit
       assert.strictEqual(exit.code, 1)
-      assert.include(server.stderr(), `invalid --pod "web=echo"`)
+      assert.include(server.text("stderr"), `invalid --pod "web=echo"`)
       assert.deepStrictEqual(server.lines("stdout"), [])
     }))
 })

@@ -17,9 +17,9 @@
 import { afterAll, assert, describe, it, layer } from "@effect/vitest"
 import { Effect, type Scope } from "effect"
 import * as Net from "node:net"
-import { Backend, FakeCluster, KubectlBinaries, Processes } from "../src/index.ts"
+import { Backend, type Child, FakeCluster, KubectlBinaries, Processes } from "../src/index.ts"
 import { clientNodeForward, echoExactly } from "./helpers/clientNode.ts"
-import { exchange, type Forward, type Kubectl, randomBytes, sha256, startPortForward } from "./helpers/kubectl.ts"
+import { exchange, type Forward, randomBytes, sha256, startPortForward } from "./helpers/kubectl.ts"
 
 /** Every kubectl found, one per minor version, at collection time. */
 const binaries = await Effect.runPromise(KubectlBinaries.findAll)
@@ -55,7 +55,7 @@ const options: FakeCluster.Options = {
 const spawnedPids = new Set<number>()
 const localPorts = new Set<number>()
 
-const track = <K extends Kubectl>(kubectl: K): K => {
+const track = <K extends Child.Child>(kubectl: K): K => {
   spawnedPids.add(kubectl.pid)
   return kubectl
 }
@@ -70,7 +70,7 @@ const forward = (
 ): Effect.Effect<Forward, unknown, Scope.Scope> =>
   Effect.gen(function*() {
     const kubectl = track(yield* startPortForward(cluster, binary, target, remote, env ? { env } : {}))
-    const m = yield* kubectl.waitForLine("stdout", /^Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)$/).pipe(
+    const m = yield* kubectl.awaitLine(/^Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)$/, "stdout").pipe(
       Effect.timeout("30 seconds")
     )
     localPorts.add(Number(m[1]))
@@ -86,7 +86,7 @@ const fresh = Effect.gen(function*() {
   return cluster
 })
 
-const exitOf = (kubectl: Kubectl) => kubectl.exit.pipe(Effect.timeout("30 seconds"))
+const exitOf = (kubectl: Child.Child) => kubectl.awaitExit.pipe(Effect.timeout("30 seconds"))
 
 /** `n` payloads of 64 KiB, each with its own prefix. */
 const concurrentPayloads = () =>
@@ -149,7 +149,7 @@ describe("conformance", () => {
           const cluster = yield* fresh
           const fwd = yield* forward(cluster, binary, "pod/echo", 7)
           assert.strictEqual((yield* exchange(fwd.localPort, Buffer.from("hi"))).toString(), "hi")
-          yield* fwd.kubectl.waitForLine("stdout", new RegExp(`^Handling connection for ${fwd.localPort}$`)).pipe(
+          yield* fwd.kubectl.awaitLine(new RegExp(`^Handling connection for ${fwd.localPort}$`), "stdout").pipe(
             Effect.timeout("10 seconds")
           )
         }))
@@ -164,7 +164,7 @@ describe("conformance", () => {
           )
           assert.strictEqual(reply.length, 0)
           const exit = yield* exitOf(fwd.kubectl)
-          const stderr = fwd.kubectl.stderr()
+          const stderr = fwd.kubectl.text("stderr")
           assert.strictEqual(exit.code, 1, stderr)
           assert.match(stderr, /error forwarding port 81 to pod echo, uid [0-9a-f-]{36}: .*connection refused/)
           assert.match(
@@ -181,12 +181,12 @@ describe("conformance", () => {
           const cluster = yield* fresh
           const missing = track(yield* startPortForward(cluster, binary, "pod/x", 80))
           assert.strictEqual((yield* exitOf(missing)).code, 1)
-          assert.include(missing.stderr(), `Error from server (NotFound): pods "x" not found`)
+          assert.include(missing.text("stderr"), `Error from server (NotFound): pods "x" not found`)
 
           const pending = track(yield* startPortForward(cluster, binary, "pod/pending", 7))
           assert.strictEqual((yield* exitOf(pending)).code, 1)
           assert.include(
-            pending.stderr(),
+            pending.text("stderr"),
             "error: unable to forward port because pod is not running. Current status=Pending"
           )
           // kubectl checks the phase itself: no upgrade was attempted

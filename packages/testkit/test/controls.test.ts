@@ -34,9 +34,9 @@ describe("controls", () => {
       assert.strictEqual((yield* exchange(fwd.localPort, Buffer.from("a"))).toString(), "a")
       assert.strictEqual((yield* cluster.counters).activeSessions, 1)
       yield* cluster.dropSessions
-      const exit = yield* fwd.kubectl.exit
+      const exit = yield* fwd.kubectl.awaitExit
       assert.strictEqual(exit.code, 1)
-      assert.include(fwd.kubectl.stderr(), "lost connection to pod")
+      assert.include(fwd.kubectl.text("stderr"), "lost connection to pod")
       assert.strictEqual((yield* cluster.counters).activeSessions, 0)
     }))
 
@@ -46,14 +46,14 @@ describe("controls", () => {
       const doomed = yield* portForward(cluster, "1.27", "pod/web", 7)
       const survivor = yield* portForward(cluster, "1.27", "pod/other", 7)
       yield* cluster.deletePod("default", "web")
-      const exit = yield* doomed.kubectl.exit
+      const exit = yield* doomed.kubectl.awaitExit
       assert.strictEqual(exit.code, 1)
-      assert.include(doomed.kubectl.stderr(), "lost connection to pod")
+      assert.include(doomed.kubectl.text("stderr"), "lost connection to pod")
       // the other pod's forward is untouched
       assert.strictEqual((yield* exchange(survivor.localPort, Buffer.from("still here"))).toString(), "still here")
       const again = yield* startPortForward(cluster, "1.27", "pod/web", 7)
-      assert.strictEqual((yield* again.exit).code, 1)
-      assert.include(again.stderr(), `pods "web" not found`)
+      assert.strictEqual((yield* again.awaitExit).code, 1)
+      assert.include(again.text("stderr"), `pods "web" not found`)
     }))
 
   it.live("restartPod drops sessions and keeps the pod Pending for downFor", () =>
@@ -61,11 +61,11 @@ describe("controls", () => {
       const cluster = yield* FakeCluster.make({ pods: [pod("web", { app: "web" })] })
       const fwd = yield* portForward(cluster, "1.33", "pod/web", 7)
       yield* cluster.restartPod("default", "web", { downFor: "10 minutes" })
-      assert.strictEqual((yield* fwd.kubectl.exit).code, 1)
-      assert.include(fwd.kubectl.stderr(), "lost connection to pod")
+      assert.strictEqual((yield* fwd.kubectl.awaitExit).code, 1)
+      assert.include(fwd.kubectl.text("stderr"), "lost connection to pod")
       const next = yield* startPortForward(cluster, "1.33", "pod/web", 7)
-      assert.strictEqual((yield* next.exit).code, 1)
-      assert.include(next.stderr(), "unable to forward port because pod is not running. Current status=Pending")
+      assert.strictEqual((yield* next.awaitExit).code, 1)
+      assert.include(next.text("stderr"), "unable to forward port because pod is not running. Current status=Pending")
       const { body } = yield* getJson(`${cluster.url}/api/v1/namespaces/default/pods/web`)
       assert.strictEqual(body.status.containerStatuses[0].restartCount, 1)
     }))
@@ -88,8 +88,8 @@ describe("controls", () => {
       const cluster = yield* FakeCluster.make({ pods: [pod("web", { app: "web" })] })
       yield* cluster.setPodPhase("default", "web", "Failed")
       const refused = yield* startPortForward(cluster, "1.30", "pod/web", 7)
-      assert.strictEqual((yield* refused.exit).code, 1)
-      assert.include(refused.stderr(), "pod is not running. Current status=Failed")
+      assert.strictEqual((yield* refused.awaitExit).code, 1)
+      assert.include(refused.text("stderr"), "pod is not running. Current status=Failed")
       yield* cluster.setPodPhase("default", "web", "Running")
       const fwd = yield* portForward(cluster, "1.30", "pod/web", 7)
       assert.strictEqual((yield* exchange(fwd.localPort, Buffer.from("up"))).toString(), "up")
@@ -117,8 +117,8 @@ describe("target kinds", () => {
       const whoami = yield* Effect.promise(() => fetch(`http://127.0.0.1:${fwd.localPort}/whoami`).then((r) => r.json()))
       assert.deepStrictEqual(whoami, { name: "web-1" })
       const wrong = yield* startPortForward(cluster, "1.33", "svc/web", 9999)
-      assert.strictEqual((yield* wrong.exit).code, 1)
-      assert.include(wrong.stderr(), "error: Service web does not have a service port 9999")
+      assert.strictEqual((yield* wrong.awaitExit).code, 1)
+      assert.include(wrong.text("stderr"), "error: Service web does not have a service port 9999")
     }))
 
   it.live("svc/ with a numeric targetPort (1.27)", () =>
@@ -146,8 +146,8 @@ describe("target kinds", () => {
       const b = yield* Effect.promise(() => fetch(`http://127.0.0.1:${sts.localPort}/whoami`).then((r) => r.json()))
       assert.deepStrictEqual(b, { name: "db-0" })
       const missing = yield* startPortForward(cluster, "1.33", "deployment/nope", 80)
-      assert.strictEqual((yield* missing.exit).code, 1)
-      assert.include(missing.stderr(), `deployments.apps "nope" not found`)
+      assert.strictEqual((yield* missing.awaitExit).code, 1)
+      assert.include(missing.text("stderr"), `deployments.apps "nope" not found`)
     }))
 
   it.live("a service without pods makes kubectl watch until one appears", () =>
@@ -159,7 +159,7 @@ describe("target kinds", () => {
       yield* cluster.awaitCounters((c) => c.activeWatches === 1).pipe(Effect.timeout("20 seconds"))
       yield* cluster.addPod(pod("unrelated", { app: "other" }))
       yield* cluster.addPod(pod("late-0", { app: "late" }))
-      const m = yield* kubectl.waitForLine("stdout", /^Forwarding from 127\.0\.0\.1:(\d+) -> 7$/).pipe(
+      const m = yield* kubectl.awaitLine(/^Forwarding from 127\.0\.0\.1:(\d+) -> 7$/, "stdout").pipe(
         Effect.timeout("20 seconds")
       )
       assert.strictEqual((yield* exchange(Number(m[1]), Buffer.from("watched"))).toString(), "watched")
@@ -184,15 +184,15 @@ describe("awaitCounters", () => {
       assert.strictEqual(seen.upgradeRequests, 1)
       assert.strictEqual(seen.activeSessions, 0)
       assert.deepStrictEqual(held.lines("stdout"), [])
-      held.kill("SIGKILL")
-      yield* held.exit
+      yield* held.kill("SIGKILL")
+      yield* held.awaitExit
 
       // a live session: up to 1, then back to 0 once kubectl is killed
       yield* cluster.setUpgradeFault(undefined)
       const fwd = yield* portForward(cluster, "1.33", "pod/web", 7)
       const live = yield* cluster.awaitCounters((c) => c.activeSessions === 1).pipe(Effect.timeout("10 seconds"))
       assert.strictEqual(live.sessions.tunnel, 1)
-      fwd.kubectl.kill("SIGKILL")
+      yield* fwd.kubectl.kill("SIGKILL")
       const gone = yield* cluster.awaitCounters((c) => c.activeSessions === 0).pipe(Effect.timeout("10 seconds"))
       assert.strictEqual(gone.activeSessions, 0)
       assert.strictEqual(gone.sessions.tunnel, 1)

@@ -133,9 +133,9 @@ describe("kubectl port-forward", () => {
           Effect.orElseSucceed(() => Buffer.alloc(0))
         )
         assert.strictEqual(reply.length, 0)
-        const exit = yield* fwd.kubectl.exit
+        const exit = yield* fwd.kubectl.awaitExit
         assert.strictEqual(exit.code, 1)
-        const stderr = fwd.kubectl.stderr()
+        const stderr = fwd.kubectl.text("stderr")
         assert.include(stderr, "error: lost connection to pod")
         assert.match(stderr, /error forwarding port 81 to pod web, uid [0-9a-f-]{36}: .*connection refused/)
       }))
@@ -198,8 +198,8 @@ describe("kubectl port-forward", () => {
         const cluster = yield* FakeCluster.make({ pods: [echoPod()] })
         const fwd = yield* portForward(cluster, version, "pod/web", 7)
         assert.strictEqual((yield* exchange(fwd.localPort, Buffer.from("bye"))).toString(), "bye")
-        fwd.kubectl.kill("SIGINT")
-        assert.deepStrictEqual(yield* fwd.kubectl.exit, { code: 0, signal: null })
+        yield* fwd.kubectl.kill("SIGINT")
+        assert.deepStrictEqual(yield* fwd.kubectl.awaitExit, { code: 0, signal: null })
         yield* cluster.awaitCounters((c) => c.activeSessions === 0).pipe(Effect.timeout("10 seconds"))
       }))
   }
@@ -211,28 +211,28 @@ describe("kubectl port-forward", () => {
       })
       const fwd = yield* portForward(cluster, "1.33", "pod/db", 5432)
       yield* exchange(fwd.localPort, Buffer.from("x")).pipe(Effect.ignore)
-      const exit = yield* fwd.kubectl.exit
+      const exit = yield* fwd.kubectl.awaitExit
       assert.strictEqual(exit.code, 1)
-      assert.match(fwd.kubectl.stderr(), /error forwarding port 5432 to pod db, uid .*connection refused/)
-      assert.include(fwd.kubectl.stderr(), "lost connection to pod")
+      assert.match(fwd.kubectl.text("stderr"), /error forwarding port 5432 to pod db, uid .*connection refused/)
+      assert.include(fwd.kubectl.text("stderr"), "lost connection to pod")
     }))
 
   it.live("a missing pod gives kubectl's NotFound message", () =>
     Effect.gen(function*() {
       const cluster = yield* FakeCluster.make({ pods: [echoPod()] })
       const kubectl = yield* startPortForward(cluster, "1.33", "pod/x", 80)
-      const exit = yield* kubectl.exit
+      const exit = yield* kubectl.awaitExit
       assert.strictEqual(exit.code, 1)
-      assert.include(kubectl.stderr(), `Error from server (NotFound): pods "x" not found`)
+      assert.include(kubectl.text("stderr"), `Error from server (NotFound): pods "x" not found`)
     }))
 
   it.live("a pod that is not running is refused by kubectl itself", () =>
     Effect.gen(function*() {
       const cluster = yield* FakeCluster.make({ pods: [echoPod("web", { phase: "Pending" })] })
       const kubectl = yield* startPortForward(cluster, "1.27", "pod/web", 7)
-      const exit = yield* kubectl.exit
+      const exit = yield* kubectl.awaitExit
       assert.strictEqual(exit.code, 1)
-      assert.include(kubectl.stderr(), "unable to forward port because pod is not running. Current status=Pending")
+      assert.include(kubectl.text("stderr"), "unable to forward port because pod is not running. Current status=Pending")
       assert.strictEqual((yield* cluster.counters).upgradeRequests, 0)
     }))
 
@@ -259,10 +259,10 @@ describe("upgrade faults", () => {
       const cluster = yield* FakeCluster.make({ pods: [echoPod()] })
       yield* cluster.setUpgradeFault({ _tag: "Status", code: 403 })
       const kubectl = yield* startPortForward(cluster, "1.33", "pod/web", 7)
-      const exit = yield* kubectl.exit
+      const exit = yield* kubectl.awaitExit
       assert.strictEqual(exit.code, 1)
       assert.include(
-        kubectl.stderr(),
+        kubectl.text("stderr"),
         `error: error upgrading connection: pods "web" is forbidden: User "system:anonymous" cannot create resource "pods/portforward" in API group "" in the namespace "default"`
       )
       // the tunnel attempt, then the SPDY fallback
@@ -274,9 +274,9 @@ describe("upgrade faults", () => {
       const cluster = yield* FakeCluster.make({ pods: [echoPod()] })
       yield* cluster.setUpgradeFault({ _tag: "CloseWithoutStatus" })
       const kubectl = yield* startPortForward(cluster, "1.33", "pod/web", 7)
-      const exit = yield* kubectl.exit
+      const exit = yield* kubectl.awaitExit
       assert.strictEqual(exit.code, 1)
-      assert.include(kubectl.stderr(), "unexpected EOF")
+      assert.include(kubectl.text("stderr"), "unexpected EOF")
       assert.strictEqual((yield* cluster.counters).upgradeRequests, 1)
     }))
 
@@ -291,8 +291,8 @@ describe("upgrade faults", () => {
       assert.strictEqual((yield* cluster.counters).activeSessions, 0)
       // clearing the fault drops the held connection: kubectl sees EOF instead of a response
       yield* cluster.setUpgradeFault(undefined)
-      const exit = yield* kubectl.exit
+      const exit = yield* kubectl.awaitExit
       assert.strictEqual(exit.code, 1)
-      assert.include(kubectl.stderr(), "error upgrading connection")
+      assert.include(kubectl.text("stderr"), "error upgrading connection")
     }))
 })

@@ -1,31 +1,24 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
 import * as Net from "node:net"
-import { Processes } from "../src/index.ts"
+import { Child, Processes } from "../src/index.ts"
 
 describe("Processes", () => {
   it.live("tells live processes, their groups and descendants; awaitExit sees them go", () =>
     Effect.gen(function*() {
       const marker = `kf-processes-test-${process.pid}`
       // a shell (own group) with a child sleep; the marker is in the shell's command line
-      const shell = spawn("sh", ["-c", `sleep 30 & echo started; wait # ${marker}`], {
-        detached: true,
-        stdio: ["ignore", "pipe", "ignore"]
-      })
-      const pid = shell.pid!
+      const shell = yield* Child.spawn("sh", ["-c", `sleep 30 & echo started; wait # ${marker}`])
+      const pid = shell.pid
       // the shell prints after it forked the child: that line is the event
-      yield* Effect.callback<void>((resume) => {
-        shell.stdout!.once("data", () => resume(Effect.void))
-      })
+      yield* shell.awaitLine(/^started$/)
       assert.isTrue(Processes.isAlive(pid))
       assert.deepStrictEqual(Processes.live(marker).map((p) => p.pid), [pid])
       const children = Processes.descendants(pid)
       assert.strictEqual(children.length, 1)
       assert.deepStrictEqual(Processes.group(pid).map((p) => p.pid).sort(), [pid, children[0]].sort())
-      const exited = new Promise<void>((done) => shell.once("exit", () => done()))
-      process.kill(-pid, "SIGKILL")
-      yield* Effect.promise(() => exited)
+      yield* shell.killGroup("SIGKILL")
+      yield* shell.awaitExit
       assert.deepStrictEqual(yield* Processes.awaitExit([pid, ...children]), [])
       assert.deepStrictEqual(Processes.live(marker), [])
       assert.isFalse(Processes.isAlive(pid))

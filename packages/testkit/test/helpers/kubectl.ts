@@ -1,14 +1,15 @@
 /**
- * Test helpers: spawn real kubectl binaries as scoped resources (always killed and awaited in a
- * finalizer), wait for their output lines, and drive TCP connections through forwards.
+ * Test helpers: spawn real kubectl binaries (as `Child`ren: their whole process group is ended
+ * and awaited when the scope closes), wait for their output lines, and drive TCP connections
+ * through forwards.
  */
-import { type Cause, Data, Effect, type Scope } from "effect"
+import { type Cause, Effect, type Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { Signal } from "./signal.ts"
+import { Child } from "../../src/index.ts"
 
 /** The directory holding kubectl.1.27 … kubectl.1.33 (next to the dispatcher). */
 export const kubectlDir: string = (() => {
@@ -39,126 +40,19 @@ export const kubectlPath = (kubectl: KubectlRef): string =>
 /** Whether `kubectl.<version>` exists here. */
 export const hasKubectl = (version: string): boolean => kubectlDir !== "" && Fs.existsSync(kubectlBinary(version))
 
-/** kubectl exited before printing what we waited for. */
-export class KubectlExited extends Data.TaggedError("KubectlExited")<{
-  readonly code: number | null
-  readonly signal: string | null
-  readonly stderr: string
-  readonly waitingFor: string
-}> {}
-
-/** How a process ended. */
-export interface ExitInfo {
-  readonly code: number | null
-  readonly signal: string | null
-}
-
-/** A running kubectl. */
-export interface Kubectl {
-  readonly pid: number
-  /** Every complete line printed so far on that stream. */
-  readonly lines: (stream: "stdout" | "stderr") => ReadonlyArray<string>
-  /** Waits for the first line (past or future) matching `re`; fails if kubectl exits first. */
-  readonly waitForLine: (stream: "stdout" | "stderr", re: RegExp) => Effect.Effect<RegExpExecArray, KubectlExited>
-  /** Waits for the exit. */
-  readonly exit: Effect.Effect<ExitInfo>
-  /** Everything printed on stderr so far. */
-  readonly stderr: () => string
-  /** Sends a signal. */
-  readonly kill: (signal?: NodeJS.Signals) => void
-}
-
 /**
- * Spawns a kubectl with an argument array; the finalizer sends SIGTERM, then SIGKILL after 3 s,
- * and waits for the exit.
+ * Spawns a kubectl with an argument array (a `Child`: lines, waits, and its whole process group
+ * ended when the scope closes).
  */
 export const spawnKubectl = (
   kubectl: KubectlRef,
   args: ReadonlyArray<string>,
   env: Record<string, string>
-): Effect.Effect<Kubectl, never, Scope.Scope> => spawnProcess(kubectlPath(kubectl), args, env)
-
-/** Spawns any program the same way (argument array, line tracking, kill + await in a finalizer). */
-export const spawnProcess = (
-  command: string,
-  args: ReadonlyArray<string>,
-  env: Record<string, string>
-): Effect.Effect<Kubectl, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const child = ChildProcess.spawn(command, [...args], {
-        env: { ...process.env, ...env },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      const lines = { stdout: [] as Array<string>, stderr: [] as Array<string> }
-      const partial = { stdout: "", stderr: "" }
-      let stderrText = ""
-      let exitInfo: ExitInfo | undefined
-      const signal = new Signal()
-      const notify = signal.notify
-      for (const stream of ["stdout", "stderr"] as const) {
-        child[stream].setEncoding("utf8")
-        child[stream].on("data", (text: string) => {
-          if (stream === "stderr") stderrText += text
-          const parts = (partial[stream] + text).split("\n")
-          partial[stream] = parts.pop() ?? ""
-          lines[stream].push(...parts)
-          notify()
-        })
-      }
-      const exited = new Promise<ExitInfo>((resolve) => {
-        child.on("close", (code, signal) => {
-          for (const stream of ["stdout", "stderr"] as const) {
-            if (partial[stream] !== "") lines[stream].push(partial[stream])
-            partial[stream] = ""
-          }
-          exitInfo = { code, signal }
-          resolve(exitInfo)
-          notify()
-        })
-        child.on("error", () => {
-          exitInfo = { code: -1, signal: null }
-          resolve(exitInfo)
-          notify()
-        })
-      })
-      const waitForLine = (stream: "stdout" | "stderr", re: RegExp) =>
-        signal.when((): Effect.Effect<RegExpExecArray, KubectlExited> | undefined => {
-          for (const line of lines[stream]) {
-            const m = re.exec(line)
-            if (m) return Effect.succeed(m)
-          }
-          return exitInfo === undefined
-            ? undefined
-            : Effect.fail(new KubectlExited({ ...exitInfo, stderr: stderrText, waitingFor: String(re) }))
-        })
-      const kubectl: Kubectl & { readonly child: ChildProcess.ChildProcess; readonly exited: Promise<ExitInfo> } = {
-        child,
-        exited,
-        pid: child.pid ?? -1,
-        lines: (stream) => lines[stream],
-        waitForLine,
-        exit: Effect.promise(() => exited),
-        stderr: () => stderrText,
-        kill: (signal = "SIGTERM") => {
-          if (exitInfo === undefined) child.kill(signal)
-        }
-      }
-      return kubectl
-    }),
-    (kubectl) =>
-      Effect.promise(async () => {
-        if (kubectl.child.exitCode !== null || kubectl.child.signalCode !== null) return
-        kubectl.child.kill("SIGTERM")
-        const timer = setTimeout(() => kubectl.child.kill("SIGKILL"), 3000)
-        await kubectl.exited
-        clearTimeout(timer)
-      })
-  )
+): Effect.Effect<Child.Child, never, Scope.Scope> => Child.spawn(kubectlPath(kubectl), args, { env }).pipe(Effect.orDie)
 
 /** A kubectl port-forward that printed its first `Forwarding from 127.0.0.1:N -> R` line. */
 export interface Forward {
-  readonly kubectl: Kubectl
+  readonly kubectl: Child.Child
   readonly localPort: number
   readonly remotePort: number
 }
@@ -178,10 +72,10 @@ export const portForward = (
   target: string,
   remote: string | number,
   options: { readonly env?: Record<string, string>; readonly namespace?: string; readonly args?: ReadonlyArray<string> } = {}
-): Effect.Effect<Forward, KubectlExited | Cause.TimeoutError, Scope.Scope> =>
+): Effect.Effect<Forward, Child.ExitedBeforeLine | Cause.TimeoutError, Scope.Scope> =>
   Effect.gen(function*() {
     const kubectl = yield* startPortForward(cluster, version, target, remote, options)
-    const m = yield* kubectl.waitForLine("stdout", /^Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)$/).pipe(
+    const m = yield* kubectl.awaitLine(/^Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)$/, "stdout").pipe(
       Effect.timeout("30 seconds")
     )
     return { kubectl, localPort: Number(m[1]), remotePort: Number(m[2]) }
@@ -194,7 +88,7 @@ export const startPortForward = (
   target: string,
   remote: string | number,
   options: { readonly env?: Record<string, string>; readonly namespace?: string; readonly args?: ReadonlyArray<string> } = {}
-): Effect.Effect<Kubectl, never, Scope.Scope> =>
+): Effect.Effect<Child.Child, never, Scope.Scope> =>
   spawnKubectl(
     version,
     [
