@@ -20,7 +20,7 @@
  *
  * @since 0.1.0
  */
-import { Config, Duration, Effect, Layer } from "effect"
+import { Config, Duration, Effect, Layer, Option } from "effect"
 import { Forwarder } from "@kube-forward/core/Forwarder"
 import * as PortAllocator from "@kube-forward/core/PortAllocator"
 import type { KubeconfigInvalid } from "@kube-forward/core/PortForwardError"
@@ -144,3 +144,41 @@ export const layerConfig = (
   options: Config.Wrap<Options>
 ): Layer.Layer<Forwarder | PortAllocator.PortAllocator, Config.ConfigError> =>
   Layer.mergeAll(Layer.effect(Forwarder, Config.unwrap(options).pipe(Effect.flatMap(make))), PortAllocator.layer)
+
+/** An optional variable, where an empty value counts as unset. */
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.option(config).pipe(Config.map(Option.getOrUndefined))
+
+/**
+ * The {@link Options} read from kube-forward's environment variables (the kubeconfig itself is
+ * `KUBECONFIG`, as kubectl reads it, unless `KUBE_FORWARD_KUBECONFIG` names one):
+ *
+ * | variable | option |
+ * |---|---|
+ * | `KUBE_FORWARD_KUBECONFIG` | `kubeconfig` |
+ * | `KUBE_FORWARD_CONTEXT` | `context` |
+ * | `KUBE_FORWARD_NAMESPACE` | `namespace` |
+ * | `KUBE_FORWARD_TRANSPORT` | `transport` (`auto`, `websocket`, `spdy`) |
+ * | `KUBE_FORWARD_PING_INTERVAL`, `KUBE_FORWARD_PING_TIMEOUT` | `pingInterval`, `pingTimeout` (durations) |
+ * | `KUBE_FORWARD_SPREAD` | `spread` (`true`/`false`) |
+ *
+ * @category config
+ * @since 0.1.0
+ */
+export const envConfig: Config.Config<Options> = Config.all({
+  kubeconfig: optional(Config.String("KUBE_FORWARD_KUBECONFIG")),
+  context: optional(Config.String("KUBE_FORWARD_CONTEXT")),
+  namespace: optional(Config.String("KUBE_FORWARD_NAMESPACE")),
+  transport: optional(Config.Literals(["auto", "websocket", "spdy"], "KUBE_FORWARD_TRANSPORT")),
+  pingInterval: optional(Config.Duration("KUBE_FORWARD_PING_INTERVAL")),
+  pingTimeout: optional(Config.Duration("KUBE_FORWARD_PING_TIMEOUT")),
+  spread: optional(Config.Boolean("KUBE_FORWARD_SPREAD"))
+})
+
+/**
+ * {@link layer} configured from kube-forward's environment variables ({@link envConfig}).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerFromEnv: Layer.Layer<Forwarder | PortAllocator.PortAllocator, Config.ConfigError> = layerConfig(envConfig)
