@@ -6,9 +6,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Net from "node:net"
+import { Spdy } from "@kube-forward/protocol"
+import { zero } from "../src/internal/counters.ts"
 import type { ForwardHost } from "../src/internal/host.ts"
-import { makeCounters } from "../src/internal/host.ts"
-import * as Spdy from "../src/internal/spdy.ts"
 import { SpdySession } from "../src/internal/spdySession.ts"
 import type { Transport } from "../src/internal/transport.ts"
 import { Backend, FakeCluster } from "../src/index.ts"
@@ -28,7 +28,7 @@ const harness = Effect.gen(function*() {
   )
   const echoPort = (echo.address() as Net.AddressInfo).port
   const written: Array<Spdy.Frame> = []
-  const decoder = new Spdy.FrameDecoder()
+  const decoder = new Spdy.Decoder()
   const signal = new Signal()
   const transport: Transport = {
     write: (chunk) => {
@@ -46,13 +46,12 @@ const harness = Effect.gen(function*() {
     destroy: () => undefined,
     closed: () => false
   }
-  const counters = makeCounters()
+  const counters = zero()
   const host: ForwardHost = {
     counters,
+    countersChanged: () => undefined,
     pod: { namespace: "default", name: "web", uid: "uid-1" },
-    resolve: (port) => Promise.resolve(port === 80 ? { host: "127.0.0.1", port: echoPort } : undefined),
-    refusedCause: (port) => `refused ${port}`,
-    dialCause: (_port, error) => error.message
+    resolve: (port) => Promise.resolve(port === 80 ? { host: "127.0.0.1", port: echoPort } : undefined)
   }
   const session = new SpdySession(transport, host)
   yield* Effect.addFinalizer(() => Effect.sync(() => session.closedByTransport()))
@@ -110,7 +109,9 @@ describe("SpdySession", () => {
       yield* h.syn(3, [["streamtype", "data"], ["port", "81"], ["requestid", "0"]])
       const frames = yield* h.waitFrames((w) => w.filter((f) => f._tag === "Data").length >= 3)
       assert.deepStrictEqual(frames.slice(2).map(describeFrame), [
-        "DATA 1 error forwarding port 81 to pod web, uid uid-1: refused 81",
+        "DATA 1 error forwarding port 81 to pod web, uid uid-1: failed to execute portforward in network namespace " +
+        "\"/var/run/netns/cni-uid-1\": failed to connect to localhost:81 inside namespace \"uid-1\", IPv4: dial tcp4 " +
+        "127.0.0.1:81: connect: connection refused IPv6 dial tcp6 [::1]:81: connect: connection refused ",
         "DATA 1 FIN",
         "DATA 3 FIN"
       ])

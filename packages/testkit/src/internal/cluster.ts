@@ -5,6 +5,7 @@
  *
  * @internal
  */
+import { PortForwardProtocol, WebSocket } from "@kube-forward/protocol"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs/promises"
 import * as Http from "node:http"
@@ -14,7 +15,7 @@ import * as Path from "node:path"
 import type * as Stream from "node:stream"
 import type { Backend } from "../Backend.ts"
 import type {
-  Counters as PublicCounters,
+  Counters,
   Options,
   PodPhase,
   PodSpec,
@@ -25,18 +26,19 @@ import type {
 } from "../FakeCluster.ts"
 import { BackendPool } from "./backends.ts"
 import { ChannelSession } from "./channelSession.ts"
-import { type Address, type Counters, type ForwardHost, makeCounters } from "./host.ts"
+import { CounterBoard } from "./counters.ts"
+import { invalidPortCause, parsePort } from "./dialer.ts"
+import type { Address, ForwardHost } from "./host.ts"
 import { fromMatchLabels, matches, parseSelector, type Selector } from "./labels.ts"
 import * as Obj from "./objects.ts"
 import { SpdySession } from "./spdySession.ts"
 import { socketTransport, type Transport, tunnelTransport } from "./transport.ts"
-import { handshakeResponse } from "./websocket.ts"
 
 /** kubectl's tunnel subprotocol (kubectl ≥ 1.31, or 1.30 with KUBECTL_PORT_FORWARD_WEBSOCKETS=true). */
-export const TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+const TUNNEL_PROTOCOL = PortForwardProtocol.ProtocolName.Tunnel
 
 /** The channel subprotocol this server picks (never v5). */
-export const CHANNEL_PROTOCOL = "v4.channel.k8s.io"
+const CHANNEL_PROTOCOL = PortForwardProtocol.ProtocolName.ChannelV4
 
 /** The exact SPDY upgrade response; nothing else may share its write. */
 const SPDY_101 = "HTTP/1.1 101 Switching Protocols\r\n" +
@@ -102,7 +104,7 @@ export class Cluster {
   readonly cacheDir: string
 
   private readonly server: Http.Server
-  private readonly counters: Counters = makeCounters()
+  private readonly board = new CounterBoard()
   private readonly pods = new Map<string, PodRecord>()
   private readonly services = new Map<string, ServiceRecord>()
   private readonly deployments = new Map<string, WorkloadRecord>()
@@ -112,8 +114,6 @@ export class Cluster {
   private readonly watchers = new Set<Watcher>()
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
   private readonly backends = new BackendPool()
-  private readonly counterListeners = new Set<() => void>()
-  private counterNotifyScheduled = false
   private readonly version: string
   private readonly created = new Date().toISOString().replace(/\.\d+Z$/, "Z")
   private transport: TransportMode
@@ -170,7 +170,7 @@ export class Cluster {
     this.timers.clear()
     for (const watcher of this.watchers) watcher.res.end()
     this.watchers.clear()
-    this.countersChanged()
+    this.watchesChanged()
     this.dropSessions()
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     this.server.closeAllConnections()
@@ -319,25 +319,13 @@ export class Cluster {
   }
 
   /** A copy of the counters. */
-  snapshot(): PublicCounters {
-    const c = this.counters
-    return {
-      sessions: { spdy: c.sessionsSpdy, tunnel: c.sessionsTunnel, websocket: c.sessionsWebsocket },
-      activeSessions: c.activeSessions,
-      streams: c.streams,
-      connections: c.connections,
-      bytesToPod: c.bytesToPod,
-      bytesFromPod: c.bytesFromPod,
-      restRequests: c.restRequests,
-      upgradeRequests: c.upgradeRequests,
-      activeWatches: this.watchers.size
-    }
+  snapshot(): Counters {
+    return this.board.snapshot()
   }
 
-  /** Zeroes the counters except the live-session gauge. */
+  /** Zeroes the counters except the `active*` gauges. */
   resetCounters(): void {
-    Object.assign(this.counters, makeCounters(), { activeSessions: this.counters.activeSessions })
-    this.countersChanged()
+    this.board.reset()
   }
 
   /**
@@ -345,20 +333,13 @@ export class Cluster {
    * changes, so it sees a consistent state). Returns the function that removes it.
    */
   onCountersChange(listener: () => void): () => void {
-    this.counterListeners.add(listener)
-    return () => {
-      this.counterListeners.delete(listener)
-    }
+    return this.board.onChange(listener)
   }
 
-  /** Marks the counters (or the watch gauge) changed; listeners run on the next microtask. */
-  private readonly countersChanged = (): void => {
-    if (this.counterNotifyScheduled || this.counterListeners.size === 0) return
-    this.counterNotifyScheduled = true
-    queueMicrotask(() => {
-      this.counterNotifyScheduled = false
-      for (const listener of [...this.counterListeners]) listener()
-    })
+  /** The watch gauge follows the number of open watches. */
+  private watchesChanged(): void {
+    this.board.value.activeWatches = this.watchers.size
+    this.board.changed()
   }
 
   // -----------------------------------------------------------------------------------------------
@@ -420,8 +401,8 @@ export class Cluster {
   // REST
 
   private onRequest(req: Http.IncomingMessage, res: Http.ServerResponse): void {
-    this.counters.restRequests++
-    this.countersChanged()
+    this.board.value.restRequests++
+    this.board.changed()
     req.resume()
     this.debug(`${req.method} ${req.url} (accept: ${req.headers.accept ?? ""})`)
     if (this.restDelayMs > 0) {
@@ -596,9 +577,9 @@ export class Cluster {
     const since = Number(query.get("resourceVersion") ?? "0") || 0
     const watcher: Watcher = { namespace, selector, res }
     this.watchers.add(watcher)
-    this.countersChanged()
+    this.watchesChanged()
     const stop = () => {
-      if (this.watchers.delete(watcher)) this.countersChanged()
+      if (this.watchers.delete(watcher)) this.watchesChanged()
       if (!res.writableEnded) res.end()
     }
     // Not req "close": that fires as soon as the (empty) request body has been read.
@@ -666,8 +647,8 @@ export class Cluster {
     )
     this.debug(`UPGRADE ${req.method} ${req.url} upgrade=${upgrade} protocols=${protocols.join("|")}`)
     const m = PORTFORWARD_PATH.exec(url.pathname)
-    this.counters.upgradeRequests++
-    this.countersChanged()
+    this.board.value.upgradeRequests++
+    this.board.changed()
     if (!m) return this.rawStatus(socket, 404, Obj.status(404, { details: {} }))
     const namespace = decodeURIComponent(m[1]!)
     const name = decodeURIComponent(m[2]!)
@@ -727,9 +708,9 @@ export class Cluster {
         }
         const pod = checkPod()
         if (!pod) return
-        socket.write(handshakeResponse(wsKey, TUNNEL_PROTOCOL))
-        this.counters.sessionsTunnel++
-        this.countersChanged()
+        socket.write(WebSocket.handshakeResponse(wsKey, TUNNEL_PROTOCOL))
+        this.board.value.sessions.tunnel++
+        this.board.changed()
         this.startSpdy(pod, socket, head, "tunnel")
         return
       }
@@ -740,9 +721,9 @@ export class Cluster {
         }
         const pod = checkPod()
         if (!pod) return
-        socket.write(handshakeResponse(wsKey, protocols.length === 0 ? undefined : CHANNEL_PROTOCOL))
-        this.counters.sessionsWebsocket++
-        this.countersChanged()
+        socket.write(WebSocket.handshakeResponse(wsKey, protocols.length === 0 ? undefined : CHANNEL_PROTOCOL))
+        this.board.value.sessions.websocket++
+        this.board.changed()
         this.startChannel(pod, socket, head, ports)
         return
       }
@@ -759,8 +740,8 @@ export class Cluster {
       const pod = checkPod()
       if (!pod) return
       socket.write(SPDY_101)
-      this.counters.sessionsSpdy++
-      this.countersChanged()
+      this.board.value.sessions.spdy++
+      this.board.changed()
       this.startSpdy(pod, socket, head, "spdy")
       return
     }
@@ -775,12 +756,10 @@ export class Cluster {
     const podKey = key(pod.namespace, pod.name)
     const uid = pod.uid
     return {
-      counters: this.counters,
-      countersChanged: this.countersChanged,
+      counters: this.board.value,
+      countersChanged: this.board.changed,
       pod: { namespace: pod.namespace, name: pod.name, uid },
       resolve: (port) => this.resolvePort(podKey, uid, port),
-      refusedCause: (port) => refusedCause(port, uid),
-      dialCause: (port, error) => dialCause(port, uid, error),
       debug: debugEnabled ? (message) => this.debug(message) : undefined
     }
   }
@@ -798,15 +777,15 @@ export class Cluster {
   private register(pod: PodRecord, drop: () => void): () => void {
     const session: LiveSession = { podKey: key(pod.namespace, pod.name), drop }
     this.sessions.add(session)
-    this.counters.activeSessions++
-    this.countersChanged()
+    this.board.value.activeSessions++
+    this.board.changed()
     let done = false
     return () => {
       if (done) return
       done = true
       this.sessions.delete(session)
-      this.counters.activeSessions--
-      this.countersChanged()
+      this.board.value.activeSessions--
+      this.board.changed()
     }
   }
 
@@ -843,8 +822,8 @@ export class Cluster {
     let unregister = () => {}
     const session = new ChannelSession(socket, ports, this.hostFor(pod), () => unregister())
     unregister = this.register(pod, () => session.ws.destroy())
-    this.counters.streams += 2 * ports.length
-    this.countersChanged()
+    this.board.value.streams += 2 * ports.length
+    this.board.changed()
     session.start()
     session.ws.feed(head)
   }
@@ -857,29 +836,12 @@ const parsePorts = (values: ReadonlyArray<string>): Array<number> | string => {
     for (const part of value.split(",")) {
       const text = part.trim()
       if (text === "") continue
-      const port = Number(text)
-      if (!/^\d+$/.test(text) || port < 1 || port > 65535) return `unable to parse "${text}" as a port: invalid port`
+      const port = parsePort(text)
+      if (port === undefined) return invalidPortCause(text)
       ports.push(port)
     }
   }
   return ports.length === 0 ? "query parameter \"port\" is required" : ports
-}
-
-/** containerd's wording for a port nothing listens on inside the pod. */
-const refusedCause = (port: number, uid: string): string =>
-  `failed to execute portforward in network namespace "/var/run/netns/cni-${uid}": failed to connect to localhost:${port} inside namespace "${uid}", IPv4: dial tcp4 127.0.0.1:${port}: connect: connection refused IPv6 dial tcp6 [::1]:${port}: connect: connection refused `
-
-const dialCause = (port: number, uid: string, error: NodeJS.ErrnoException): string => {
-  switch (error.code) {
-    case "ECONNREFUSED":
-      return refusedCause(port, uid)
-    case "ETIMEDOUT":
-      return `failed to connect to localhost:${port} inside namespace "${uid}", IPv4: dial tcp4 127.0.0.1:${port}: i/o timeout`
-    case "EHOSTUNREACH":
-      return `failed to connect to localhost:${port} inside namespace "${uid}", IPv4: dial tcp4 127.0.0.1:${port}: connect: no route to host`
-    default:
-      return `failed to connect to localhost:${port} inside namespace "${uid}": ${error.message}`
-  }
 }
 
 /** The kubeconfig for a server URL (YAML; `insecure-skip-tls-verify` keeps client-node happy with http). */
