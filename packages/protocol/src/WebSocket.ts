@@ -244,8 +244,8 @@ export class Decoder {
   }
 
   /** Adds bytes and returns every frame they complete. */
-  push(chunk: Buffer): Array<Frame> {
-    this.queue.push(chunk)
+  push(chunk: Uint8Array): Array<Frame> {
+    this.queue.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
     const frames: Array<Frame> = []
     for (;;) {
       const header = readHeader(this.queue)
