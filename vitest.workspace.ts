@@ -19,6 +19,7 @@ export default defineConfig({
   test: {
     projects: [
       project("core", ["packages/core/test/**/*.test.ts"]),
+      project("protocol", ["packages/protocol/test/**/*.test.ts"]),
       project("testkit", ["packages/testkit/test/**/*.test.ts"], { testTimeout: 120_000 }),
       project("native", ["packages/native/test/**/*.test.ts"], { testTimeout: 120_000 }),
       project("e2e", ["test/**/*.test.ts"], { testTimeout: 120_000 }),

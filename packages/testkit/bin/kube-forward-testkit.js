@@ -6,8 +6,11 @@
 // - In a checkout of the repository (the workspace symlink resolves to packages/testkit, outside
 //   node_modules): run the TypeScript source ../src/bin.ts directly, so the CLI is never a stale
 //   build. Node >= 22.18 strips the types; on an older Node, or if the source is absent, it falls
-//   back to ../dist/bin.js (run `npm run build -w packages/testkit` first).
+//   back to ../dist/bin.js (run `npm run build -w packages/testkit` first). The workspace packages
+//   it imports (@kube-forward/protocol) then resolve to their sources too, through their `source`
+//   export condition (as under vitest and `node --conditions=source`), added by a resolve hook.
 import { existsSync } from "node:fs"
+import * as Module from "node:module"
 import { fileURLToPath } from "node:url"
 
 const source = new URL("../src/bin.ts", import.meta.url)
@@ -19,4 +22,13 @@ const canStripTypes = () => {
   return major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)
 }
 
-await import(!installed && existsSync(source) && canStripTypes() ? source.href : compiled.href)
+const fromSource = !installed && existsSync(source) && canStripTypes() && typeof Module.registerHooks === "function"
+if (fromSource) {
+  Module.registerHooks({
+    resolve: (specifier, context, nextResolve) =>
+      specifier.startsWith("@kube-forward/") ?
+        nextResolve(specifier, { ...context, conditions: [...context.conditions, "source"] }) :
+        nextResolve(specifier, context)
+  })
+}
+await import(fromSource ? source.href : compiled.href)

@@ -273,6 +273,32 @@ export class FakeClusterError extends Schema.TaggedError<FakeClusterError>("@kub
   { message: Schema.String, cause: Schema.optional(Schema.Defect()) }
 ) {}
 
+/** Succeeds with the first counters snapshot `predicate` holds for (see `FakeCluster.awaitCounters`). */
+const awaitCounters = (cluster: Cluster, predicate: (counters: Counters) => boolean): Effect.Effect<Counters> =>
+  Effect.callback<Counters>((resume) => {
+    let remove = () => {}
+    /** Resumes and returns true once `predicate` holds (or throws). */
+    const check = (): boolean => {
+      const snapshot = cluster.snapshot()
+      let holds: boolean
+      try {
+        holds = predicate(snapshot)
+      } catch (defect) {
+        remove()
+        resume(Effect.die(defect))
+        return true
+      }
+      if (holds) {
+        remove()
+        resume(Effect.succeed(snapshot))
+      }
+      return holds
+    }
+    if (check()) return
+    remove = cluster.onCountersChange(check)
+    return Effect.sync(() => remove())
+  })
+
 /**
  * Starts a fake cluster in the current scope.
  *
@@ -321,51 +347,14 @@ export const make: (options?: Options) => Effect.Effect<FakeCluster, FakeCluster
     setRestDelay: (delay) => Effect.sync(() => cluster.setRestDelay(Duration.toMillis(Duration.fromInputUnsafe(delay)))),
     dropSessions: Effect.sync(() => cluster.dropSessions()),
     counters: Effect.sync(() => cluster.snapshot()),
-    awaitCounters: (predicate) =>
-      Effect.callback<Counters>((resume) => {
-        let remove = () => {}
-        /** Resumes and returns true once `predicate` holds (or throws). */
-        const check = (): boolean => {
-          const snapshot = cluster.snapshot()
-          let holds: boolean
-          try {
-            holds = predicate(snapshot)
-          } catch (defect) {
-            remove()
-            resume(Effect.die(defect))
-            return true
-          }
-          if (holds) {
-            remove()
-            resume(Effect.succeed(snapshot))
-          }
-          return holds
-        }
-        if (check()) return
-        remove = cluster.onCountersChange(check)
-        return Effect.sync(() => remove())
-      }),
+    awaitCounters: (predicate) => awaitCounters(cluster, predicate),
     resetCounters: Effect.sync(() => cluster.resetCounters())
   } satisfies FakeCluster
 })
 
 /**
- * The fake cluster as a service, for suites that share one cluster through a layer.
- *
- * @example
- * ```ts
- * import { FakeCluster } from "@kube-forward/testkit"
- * import { layer } from "@effect/vitest"
- * import { Effect } from "effect"
- *
- * layer(FakeCluster.FakeClusterService.layer({ pods: [] }))("suite", (it) => {
- *   it.effect("uses the cluster", () =>
- *     Effect.gen(function*() {
- *       const cluster = yield* FakeCluster.FakeClusterService
- *       // ...
- *     }))
- * })
- * ```
+ * The fake cluster as a service, for suites that share one cluster through a layer (see
+ * {@link layer}).
  *
  * @category services
  * @since 0.1.0
@@ -374,10 +363,35 @@ export class FakeClusterService extends Context.Service<FakeClusterService, Fake
   "@kube-forward/testkit/FakeCluster"
 ) {
   /**
-   * A layer that starts a fake cluster and stops it when the layer is released.
+   * The same as the module-level {@link layer}, kept for callers written before it.
    *
+   * @deprecated Use `FakeCluster.layer(options)`.
    * @since 0.1.0
    */
-  static readonly layer = (options: Options = {}): Layer.Layer<FakeClusterService, FakeClusterError> =>
-    Layer.effect(FakeClusterService, make(options))
+  static readonly layer = (options: Options = {}): Layer.Layer<FakeClusterService, FakeClusterError> => layer(options)
 }
+
+/**
+ * A layer that starts a fake cluster as the {@link FakeClusterService} and stops it when the layer
+ * is released.
+ *
+ * @example
+ * ```ts
+ * import { FakeCluster } from "@kube-forward/testkit"
+ * import { layer } from "@effect/vitest"
+ * import { Effect } from "effect"
+ *
+ * layer(FakeCluster.layer({ pods: [] }))("suite", (it) => {
+ *   it.effect("uses the cluster", () =>
+ *     Effect.gen(function*() {
+ *       const cluster = yield* FakeCluster.FakeClusterService
+ *       // ...
+ *     }))
+ * })
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<FakeClusterService, FakeClusterError> =>
+  Layer.effect(FakeClusterService, make(options))

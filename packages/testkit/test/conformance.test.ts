@@ -114,7 +114,7 @@ describe("conformance", () => {
     const minor = minorOf(binary.version)
     const label = `kubectl ${binary.version} (${binary.gitVersion}, ${binary.source})`
 
-    layer(FakeCluster.FakeClusterService.layer(options), { excludeTestServices: true })(label, (it) => {
+    layer(FakeCluster.layer(options), { excludeTestServices: true })(label, (it) => {
       it.effect("1. 8 MiB both ways through echo keep their sha256", () =>
         Effect.gen(function*() {
           const cluster = yield* fresh
@@ -241,7 +241,7 @@ describe("conformance", () => {
     })
   }
 
-  layer(FakeCluster.FakeClusterService.layer(options), { excludeTestServices: true })(
+  layer(FakeCluster.layer(options), { excludeTestServices: true })(
     "@kubernetes/client-node PortForward (v4.channel.k8s.io)",
     (it) => {
       /** A client-node forward to `pod`:`port` (its local port recorded). */

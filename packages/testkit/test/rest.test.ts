@@ -136,7 +136,7 @@ describe("label selectors", () => {
   })
 })
 
-layer(FakeCluster.FakeClusterService.layer(options))("FakeClusterService", (it) => {
+layer(FakeCluster.layer(options))("FakeClusterService", (it) => {
   it.effect("provides a running cluster", () =>
     Effect.gen(function*() {
       const cluster = yield* FakeCluster.FakeClusterService

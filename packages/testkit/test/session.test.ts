@@ -5,17 +5,21 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Crypto from "node:crypto"
 import * as Net from "node:net"
+import { Spdy } from "@kube-forward/protocol"
+import { zero } from "../src/internal/counters.ts"
 import type { ForwardHost } from "../src/internal/host.ts"
-import { makeCounters } from "../src/internal/host.ts"
-import * as Spdy from "../src/internal/spdy.ts"
 import { SpdySession } from "../src/internal/spdySession.ts"
 import type { Transport } from "../src/internal/transport.ts"
 import { Backend, FakeCluster } from "../src/index.ts"
 import { portForward } from "./helpers/kubectl.ts"
 import { Signal } from "./helpers/signal.ts"
 
-/** A session wired to an in-memory transport and an echo server. */
+/**
+ * A session wired to an in-memory transport and an echo server: port 80 resolves at once, port 8080
+ * only after `openGate()` (a slow dial). `reads` records the transport's pauses and resumes.
+ */
 const harness = Effect.gen(function*() {
   const echo = yield* Effect.acquireRelease(
     Effect.promise(() =>
@@ -28,8 +32,11 @@ const harness = Effect.gen(function*() {
   )
   const echoPort = (echo.address() as Net.AddressInfo).port
   const written: Array<Spdy.Frame> = []
-  const decoder = new Spdy.FrameDecoder()
+  const decoder = new Spdy.Decoder()
   const signal = new Signal()
+  const reads: Array<"pause" | "resume"> = []
+  let openGate = () => {}
+  const gate = new Promise<void>((resolve) => (openGate = resolve))
   const transport: Transport = {
     write: (chunk) => {
       written.push(...decoder.push(chunk))
@@ -41,18 +48,20 @@ const harness = Effect.gen(function*() {
       signal.notify()
       return true
     },
-    pause: () => undefined,
-    resume: () => undefined,
+    pause: () => void reads.push("pause"),
+    resume: () => void reads.push("resume"),
     destroy: () => undefined,
     closed: () => false
   }
-  const counters = makeCounters()
+  const counters = zero()
   const host: ForwardHost = {
     counters,
+    countersChanged: () => undefined,
     pod: { namespace: "default", name: "web", uid: "uid-1" },
-    resolve: (port) => Promise.resolve(port === 80 ? { host: "127.0.0.1", port: echoPort } : undefined),
-    refusedCause: (port) => `refused ${port}`,
-    dialCause: (_port, error) => error.message
+    resolve: (port) => {
+      const address = { host: "127.0.0.1", port: echoPort }
+      return port === 80 ? Promise.resolve(address) : port === 8080 ? gate.then(() => address) : Promise.resolve(undefined)
+    }
   }
   const session = new SpdySession(transport, host)
   yield* Effect.addFinalizer(() => Effect.sync(() => session.closedByTransport()))
@@ -63,7 +72,7 @@ const harness = Effect.gen(function*() {
     )
   const waitFrames = (predicate: (frames: ReadonlyArray<Spdy.Frame>) => boolean) =>
     signal.until(() => predicate(written) ? written : undefined).pipe(Effect.timeout("10 seconds"))
-  return { session, written, counters, syn, waitFrames }
+  return { session, written, counters, syn, waitFrames, reads, openGate }
 })
 
 const describeFrame = (f: Spdy.Frame): string =>
@@ -110,10 +119,34 @@ describe("SpdySession", () => {
       yield* h.syn(3, [["streamtype", "data"], ["port", "81"], ["requestid", "0"]])
       const frames = yield* h.waitFrames((w) => w.filter((f) => f._tag === "Data").length >= 3)
       assert.deepStrictEqual(frames.slice(2).map(describeFrame), [
-        "DATA 1 error forwarding port 81 to pod web, uid uid-1: refused 81",
+        "DATA 1 error forwarding port 81 to pod web, uid uid-1: failed to execute portforward in network namespace " +
+        "\"/var/run/netns/cni-uid-1\": failed to connect to localhost:81 inside namespace \"uid-1\", IPv4: dial tcp4 " +
+        "127.0.0.1:81: connect: connection refused IPv6 dial tcp6 [::1]:81: connect: connection refused ",
         "DATA 1 FIN",
         "DATA 3 FIN"
       ])
+    }))
+
+  it.live("bytes sent before the dial completes are kept, the client paused above 1 MiB, then all delivered in order", () =>
+    Effect.gen(function*() {
+      const h = yield* harness
+      yield* h.syn(1, [["streamtype", "error"], ["port", "8080"], ["requestid", "0"]])
+      yield* h.syn(3, [["streamtype", "data"], ["port", "8080"], ["requestid", "0"]])
+      yield* h.waitFrames((w) => w.length >= 2)
+      const payload = Crypto.randomBytes(1536 * 1024)
+      const frames = Spdy.encodeDataFrames(3, payload)
+      const half = frames.length / 2
+      for (const frame of frames.slice(0, half)) h.session.feed(frame)
+      assert.deepStrictEqual(h.reads, [], "768 KiB pending: the client is still read")
+      for (const frame of frames.slice(half)) h.session.feed(frame)
+      assert.deepStrictEqual(h.reads, ["pause"], "over 1 MiB pending: the client is paused")
+      h.session.feed(Spdy.encodeDataFrame(3, Buffer.alloc(0), true))
+      h.openGate()
+      const all = yield* h.waitFrames((w) => w.some((f) => f._tag === "Data" && f.streamId === 3 && (f.flags & Spdy.FLAG_FIN) !== 0))
+      assert.strictEqual(h.reads[1], "resume", "read again once the dial completed")
+      const echoed = Buffer.concat(all.filter((f) => f._tag === "Data" && f.streamId === 3).map((f) => f.payload))
+      assert.isTrue(echoed.equals(payload), "every byte, in order")
+      assert.strictEqual(h.counters.bytesToPod, payload.length)
     }))
 
   it.live("ignores SETTINGS, WINDOW_UPDATE and frames for unknown streams", () =>

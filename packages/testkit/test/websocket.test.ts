@@ -1,8 +1,10 @@
 /**
- * WebSocket framing, and the `v4.channel.k8s.io` port-forward protocol driven both by a raw
- * hand-written client (to check the exact bytes) and by @kubernetes/client-node.
+ * The server's WebSocket transports, and the `v4.channel.k8s.io` port-forward protocol driven both
+ * by a raw hand-written client (to check the exact bytes) and by @kubernetes/client-node. The
+ * framing itself is tested with its codec in packages/protocol.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { WebSocket as Ws } from "@kube-forward/protocol"
 import { Effect, type Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
@@ -11,130 +13,12 @@ import * as Path from "node:path"
 import * as Stream from "node:stream"
 import { Backend, Child, FakeCluster } from "../src/index.ts"
 import { socketTransport, WsConnection } from "../src/internal/transport.ts"
-import * as Ws from "../src/internal/websocket.ts"
 import { clientNodeForward, echoExactly } from "./helpers/clientNode.ts"
 import { randomBytes, sha256 } from "./helpers/kubectl.ts"
-import { seeded, Signal } from "./helpers/signal.ts"
+import { Signal } from "./helpers/signal.ts"
 
 
-describe("WebSocket framing", () => {
-  it("computes Sec-WebSocket-Accept as RFC 6455 does", () => {
-    assert.strictEqual(Ws.acceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
-  })
-
-  it("round-trips masked client frames of every length class, in any chunking", () => {
-    const payloads = [0, 1, 125, 126, 65535, 65536, 100_000].map((n) => randomBytes(n))
-    const wire = Buffer.concat(payloads.map((p) => Ws.encodeFrame(Ws.Opcode.Binary, p, { mask: true })))
-    for (const size of [1, 5, 4096, wire.length]) {
-      const decoder = new Ws.WsDecoder()
-      const frames: Array<Ws.WsFrame> = []
-      for (let i = 0; i < wire.length; i += size) frames.push(...decoder.push(wire.subarray(i, i + size)))
-      assert.strictEqual(frames.length, payloads.length)
-      frames.forEach((f, i) => {
-        assert.isTrue(f.fin && f.masked)
-        assert.strictEqual(f.opcode, Ws.Opcode.Binary)
-        assert.strictEqual(sha256(f.payload), sha256(payloads[i]!))
-      })
-    }
-  })
-
-  it("encodes unmasked server frames with the right headers", () => {
-    assert.strictEqual(Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from([0, 80, 0])).toString("hex"), "8203005000")
-    assert.strictEqual(Ws.encodeFrame(Ws.Opcode.Binary, Buffer.alloc(200)).subarray(0, 4).toString("hex"), "827e00c8")
-    assert.strictEqual(
-      Ws.encodeFrame(Ws.Opcode.Binary, Buffer.alloc(70000)).subarray(0, 10).toString("hex"),
-      "827f0000000000011170"
-    )
-    assert.strictEqual(Ws.encodeClose(1000).toString("hex"), "880203e8")
-    assert.strictEqual(Ws.closeCodeOf(Buffer.from("03e8", "hex")), 1000)
-    assert.strictEqual(Ws.closeCodeOf(Buffer.alloc(0)), 1005)
-  })
-
-  it("unmasks any length, offset, phase and fragmentation like the byte-by-byte reference", () => {
-    const rng = seeded(0x5eed)
-    const naive = (data: Uint8Array, mask: Uint8Array, phase: number): Buffer => {
-      const out = Buffer.alloc(data.length)
-      for (let i = 0; i < data.length; i++) out[i] = data[i]! ^ mask[(phase + i) & 3]!
-      return out
-    }
-    const lengths = [0, 1, 2, 3, 4, 5, 7, 8, 31, 32, 33, 35, 36, 37, 63, 64, 65, 125, 126, 4095, 4096, 4097, 70_001]
-    for (let k = 0; k < 300; k++) lengths.push(Math.floor(rng() * (rng() < 0.7 ? 300 : 40_000)))
-    for (const length of lengths) {
-      const offset = Math.floor(rng() * 8)
-      const phase = Math.floor(rng() * 4)
-      const mask = Crypto.randomBytes(4)
-      // the payload at an arbitrary offset inside a larger ArrayBuffer, with guard bytes around it
-      const backing = Crypto.randomBytes(offset + length + 8)
-      const original = Buffer.from(backing)
-      const data = backing.subarray(offset, offset + length)
-      const expected = naive(data, mask, phase)
-      // whole
-      const whole = Buffer.from(backing)
-      assert.strictEqual(Ws.unmask(whole.subarray(offset, offset + length), mask, phase), (phase + length) & 3)
-      assert.isTrue(whole.subarray(offset, offset + length).equals(expected), `length ${length} offset ${offset}`)
-      assert.isTrue(whole.subarray(0, offset).equals(original.subarray(0, offset)), "head guard untouched")
-      assert.isTrue(whole.subarray(offset + length).equals(original.subarray(offset + length)), "tail guard untouched")
-      // in random fragments, carrying the phase from one to the next
-      const pieces = Buffer.from(backing)
-      let p = phase
-      for (let at = offset; at < offset + length;) {
-        const n = Math.min(offset + length - at, 1 + Math.floor(rng() * (rng() < 0.5 ? 8 : 5000)))
-        p = Ws.unmask(pieces.subarray(at, at + n), mask, p)
-        at += n
-      }
-      assert.strictEqual(p, (phase + length) & 3)
-      assert.isTrue(pieces.subarray(offset, offset + length).equals(expected), `fragmented, length ${length}`)
-      assert.isTrue(pieces.subarray(offset + length).equals(original.subarray(offset + length)))
-    }
-  })
-
-  it("decodes random masked frames from randomly split, misaligned input (copying, or in place)", () => {
-    const rng = seeded(0xf00d)
-    for (let round = 0; round < 40; round++) {
-      const inPlace = round % 2 === 1
-      const payloads: Array<Buffer> = []
-      for (let k = 0; k < 30; k++) {
-        const n = [0, 1, 3, 125, 126, 127, 65535, 65536][Math.floor(rng() * 8)]!
-        payloads.push(Crypto.randomBytes(rng() < 0.5 ? n : Math.floor(rng() * 20_000)))
-      }
-      // a fragmented message too: Binary (fin=0), Continuation, Continuation (fin=1)
-      const frames = payloads.map((p, i) =>
-        Ws.encodeFrame(i % 10 === 1 ? Ws.Opcode.Binary : i % 10 === 2 || i % 10 === 3 ? Ws.Opcode.Continuation : Ws.Opcode.Binary, p, {
-          mask: true,
-          fin: i % 10 !== 1 && i % 10 !== 2
-        })
-      )
-      const wire = Buffer.concat(frames)
-      const shift = Math.floor(rng() * 4)
-      const backing = Buffer.alloc(wire.length + shift)
-      wire.copy(backing, shift)
-      const input = backing.subarray(shift)
-      const decoder = new Ws.WsDecoder({ inPlace })
-      const decoded: Array<Ws.WsFrame> = []
-      for (let at = 0; at < input.length;) {
-        const n = 1 + Math.floor(rng() * (rng() < 0.3 ? 10 : 9000))
-        decoded.push(...decoder.push(input.subarray(at, at + n)))
-        at += n
-      }
-      if (!inPlace) assert.isTrue(input.equals(wire), "the decoder must not unmask its input in place")
-      assert.strictEqual(decoded.length, payloads.length)
-      decoded.forEach((f, i) => {
-        assert.isTrue(f.masked)
-        assert.strictEqual(f.fin, i % 10 !== 1 && i % 10 !== 2)
-        assert.isTrue(f.payload.equals(payloads[i]!), `frame ${i} (${payloads[i]!.length} bytes)`)
-      })
-    }
-  })
-
-  it("a frame head plus its payload is the whole frame", () => {
-    for (const n of [0, 1, 100, 124, 125, 126, 1000, 65534, 65535, 65536, 70_000]) {
-      const prefix = Crypto.randomBytes(8)
-      const payload = Crypto.randomBytes(n)
-      const split = Buffer.concat([Ws.encodeFrameHead(Ws.Opcode.Binary, prefix, n), payload])
-      assert.isTrue(split.equals(Ws.encodeFrame(Ws.Opcode.Binary, Buffer.concat([prefix, payload]))), `${n} bytes`)
-    }
-  })
-
+describe("transports", () => {
   it("header and payload written apart: the same bytes and the same backpressure as one buffer", () => {
     /** A socket whose writes stay buffered until `release` (so highWaterMark is reached). */
     const stuckSocket = () => {
@@ -190,13 +74,6 @@ describe("WebSocket framing", () => {
     d.release()
     assert.isTrue(Buffer.concat(d.written).equals(Buffer.concat(c.written)))
   })
-
-  it("rejects invalid frames", () => {
-    // a fragmented control frame
-    assert.throws(() => new Ws.WsDecoder().push(Buffer.from("0900", "hex")), Ws.WsProtocolError)
-    // reserved bits
-    assert.throws(() => new Ws.WsDecoder().push(Buffer.from("c200", "hex")), Ws.WsProtocolError)
-  })
 })
 
 /** A raw WebSocket client: handshake, then frames in and out. */
@@ -226,7 +103,7 @@ const rawWs = (url: string, path: string, protocols: ReadonlyArray<string>): Eff
         ))
       let head = Buffer.alloc(0)
       let parsed = false
-      const decoder = new Ws.WsDecoder()
+      const decoder = new Ws.Decoder({ from: "server" })
       const messages: Array<Buffer> = []
       const signal = new Signal()
       let closeCode: number | undefined | null = null

@@ -1,63 +1,52 @@
 /**
  * The WebSocket channel protocol for port forwarding (`v4.channel.k8s.io`), as kubelet speaks it
  * (pkg/kubelet/cri/streaming/portforward/websocket.go) and as @kubernetes/client-node and the
- * Python client expect it.
+ * Python client expect it (the framing is `Channel` of `@kube-forward/protocol`):
  *
- * - Port index `i` uses data channel `2i` and error channel `2i + 1`.
- * - Right after the handshake, for each port: `[2i, lo, hi]` then `[2i + 1, lo, hi]`, as separate
- *   3-byte messages.
- * - Client → server: `[2i] + bytes`. Server → client: `[2i] + data`, `[2i + 1] + error text`.
- * - One TCP connection per port per WebSocket; when the targets are gone the WebSocket closes
- *   with 1000.
+ * - right after the handshake, each port's two 3-byte announcements, as separate messages;
+ * - then one connection per port, dialled at once (see `dialer.ts`): client bytes on channel `2i`
+ *   go to it, its bytes go back on `2i`, a failure's text on `2i + 1`;
+ * - no half-close: when every port's connection is over, the WebSocket closes with 1000.
  *
  * @internal
  */
-import * as Net from "node:net"
+import { Channel, Spdy, WebSocket } from "@kube-forward/protocol"
 import type * as Stream from "node:stream"
-import type { Address, ForwardHost } from "./host.ts"
-import { MAX_DATA_PAYLOAD } from "./spdy.ts"
+import { Backpressure, PodConnection } from "./dialer.ts"
+import type { ForwardHost } from "./host.ts"
 import { WsConnection } from "./transport.ts"
-import { CloseCode } from "./websocket.ts"
 
 interface Target {
   readonly index: number
   readonly port: number
-  socket: Net.Socket | undefined
+  readonly prefix: Buffer
+  readonly connection: PodConnection
   done: boolean
-  blocked: boolean
-  pending: Array<Buffer>
 }
 
 /** One `v4.channel.k8s.io` port-forward connection. */
 export class ChannelSession {
   private readonly host: ForwardHost
   private readonly connection: WsConnection
+  private readonly flow: Backpressure
   private readonly targets: ReadonlyArray<Target>
-  private readonly paused = new Set<Target>()
-  private wsBlocked = false
-  private blockedTargets = 0
   private closed = false
 
   constructor(socket: Stream.Duplex, ports: ReadonlyArray<number>, host: ForwardHost, onClose: () => void) {
     this.host = host
-    this.targets = ports.map((port, index) => ({
-      index,
-      port,
-      socket: undefined,
-      done: false,
-      blocked: false,
-      pending: []
-    }))
     this.connection = new WsConnection(socket, "message", {
       onBinary: (payload) => this.onMessage(payload),
-      onDrain: () => this.onDrain(),
+      onDrain: () => this.flow.drained(),
       onClose: () => {
         if (this.closed) return
         this.closed = true
-        for (const target of this.targets) target.socket?.destroy()
+        this.flow.close()
+        for (const target of this.targets) target.connection.destroy()
         onClose()
       }
     })
+    this.flow = new Backpressure(this.connection)
+    this.targets = ports.map((port, index) => this.target(index, port))
   }
 
   /** The underlying connection (to feed the upgrade head or drop it). */
@@ -67,114 +56,58 @@ export class ChannelSession {
 
   /** Sends the port announcements and dials every port. */
   start(): void {
-    for (const target of this.targets) {
-      const lo = target.port & 0xff
-      const hi = (target.port >> 8) & 0xff
-      this.send(Buffer.from([2 * target.index, lo, hi]))
-      this.send(Buffer.from([2 * target.index + 1, lo, hi]))
+    for (const message of Channel.portAnnouncements(this.targets.map((t) => t.port))) this.send(message)
+    for (const target of this.targets) target.connection.start(target.port)
+  }
+
+  private target(index: number, port: number): Target {
+    const target: Target = {
+      index,
+      port,
+      prefix: Channel.encodePrefix(Channel.dataChannel(index)),
+      connection: new PodConnection(this.host, this.flow, {
+        onData: (chunk) => this.fromPod(target, chunk),
+        onFail: (message) => this.fail(target, message),
+        onClose: () => this.finish(target)
+      }, { halfOpen: false }),
+      done: false
     }
-    for (const target of this.targets) this.dial(target)
+    return target
   }
 
-  private dial(target: Target): void {
-    this.host.counters.connections++
-    this.host.countersChanged?.()
-    this.host.resolve(target.port).then(
-      (address) => {
-        if (this.closed || target.done) return
-        if (address === undefined) this.fail(target, this.host.refusedCause(target.port))
-        else this.connect(target, address)
-      },
-      (error) => this.fail(target, String(error))
-    )
-  }
-
-  private connect(target: Target, address: Address): void {
-    const socket = Net.connect({ host: address.host, port: address.port })
-    socket.setNoDelay(true)
-    target.socket = socket
-    let connected = false
-    socket.on("connect", () => {
-      connected = true
-    })
-    socket.on("data", (chunk: Buffer) => {
-      if (this.closed) return
-      this.host.counters.bytesFromPod += chunk.length
-      this.host.countersChanged?.()
-      const channel = Buffer.from([2 * target.index])
-      for (let offset = 0; offset < chunk.length; offset += MAX_DATA_PAYLOAD) {
-        const end = Math.min(chunk.length, offset + MAX_DATA_PAYLOAD)
-        if (!this.connection.sendParts(channel, chunk.subarray(offset, end))) this.wsBlocked = true
-      }
-      if (this.wsBlocked && !this.paused.has(target)) {
-        socket.pause()
-        this.paused.add(target)
-      }
-    })
-    socket.on("error", (error: NodeJS.ErrnoException) => {
-      if (!connected) this.fail(target, this.host.dialCause(target.port, error))
-    })
-    socket.on("close", () => this.finish(target))
-    for (const chunk of target.pending) socket.write(chunk)
-    target.pending = []
-    if (socket.writableNeedDrain) this.block(target)
+  private fromPod(target: Target, chunk: Buffer): void {
+    if (this.closed) return
+    const max = Spdy.MAX_DATA_PAYLOAD
+    for (let offset = 0; offset < chunk.length; offset += max) {
+      const end = Math.min(chunk.length, offset + max)
+      this.flow.wrote(this.connection.sendParts(target.prefix, chunk.subarray(offset, end)))
+    }
   }
 
   private onMessage(payload: Buffer): void {
     if (payload.length === 0) return
-    const channel = payload[0]!
+    const { channel, payload: data } = Channel.decodeMessage(payload)
     // Error channels and unknown channels are ignored, as kubelet does.
-    if (channel % 2 !== 0) return
-    const target = this.targets[channel / 2]
-    if (target === undefined || target.done) return
-    const data = payload.subarray(1)
-    if (data.length === 0) return
-    this.host.counters.bytesToPod += data.length
-    this.host.countersChanged?.()
-    if (target.socket === undefined) {
-      target.pending.push(data)
-      return
-    }
-    if (!target.socket.write(data)) this.block(target)
+    const kind = Channel.classify(channel, this.targets.length)
+    if (kind._tag !== "Data") return
+    const target = this.targets[kind.index]!
+    if (target.done || data.length === 0) return
+    target.connection.write(data)
   }
 
-  private block(target: Target): void {
-    if (target.blocked || target.socket === undefined) return
-    target.blocked = true
-    if (this.blockedTargets++ === 0) this.connection.pause()
-    target.socket.once("drain", () => this.unblock(target))
-  }
-
-  private unblock(target: Target): void {
-    if (!target.blocked) return
-    target.blocked = false
-    if (--this.blockedTargets === 0 && !this.closed) this.connection.resume()
-  }
-
-  private onDrain(): void {
-    this.wsBlocked = false
-    for (const target of this.paused) target.socket?.resume()
-    this.paused.clear()
-  }
-
-  private fail(target: Target, cause: string): void {
+  private fail(target: Target, message: string): void {
     if (this.closed || target.done) return
-    const message = `error forwarding port ${target.port} to pod ${this.host.pod.name}, uid ${this.host.pod.uid}: ${cause}`
     this.host.debug?.(`ws: ${message}`)
-    this.send(Buffer.concat([Buffer.from([2 * target.index + 1]), Buffer.from(message, "utf8")]))
-    target.socket?.destroy()
-    this.finish(target)
+    this.send(Channel.encodeMessage(Channel.errorChannel(target.index), Buffer.from(message, "utf8")))
   }
 
   private finish(target: Target): void {
     if (target.done) return
     target.done = true
-    this.unblock(target)
-    this.paused.delete(target)
-    if (this.targets.every((t) => t.done) && !this.closed) this.connection.close(CloseCode.Normal)
+    if (this.targets.every((t) => t.done) && !this.closed) this.connection.close(WebSocket.CloseCode.Normal)
   }
 
   private send(message: Buffer): void {
-    if (!this.connection.send(message)) this.wsBlocked = true
+    this.flow.wrote(this.connection.send(message))
   }
 }

@@ -5,8 +5,10 @@
  *
  * @internal
  */
+import { WebSocket } from "@kube-forward/protocol"
 import type * as Stream from "node:stream"
-import { closeCodeOf, CloseCode, encodeClose, encodeFrame, encodeFrameHead, Opcode, WsDecoder } from "./websocket.ts"
+
+const { CloseCode, Opcode } = WebSocket
 
 /** What a SPDY session needs from the connection underneath it. */
 export interface Transport {
@@ -96,8 +98,11 @@ export class WsConnection {
   private readonly socket: Stream.Duplex
   private readonly events: WsEvents
   private readonly mode: "stream" | "message"
-  /** Socket reads belong to nobody else, so payloads are unmasked where they arrived. */
-  private readonly decoder = new WsDecoder({ inPlace: true })
+  /**
+   * Client frames must be masked (RFC 6455 §5.1, as gorilla/websocket and golang.org/x/net/websocket
+   * insist). Socket reads belong to nobody else, so payloads are unmasked where they arrived.
+   */
+  private readonly decoder = new WebSocket.Decoder({ from: "client", inPlace: true })
   private fragments: Array<Buffer> = []
   private closeSent = false
   private closedFlag = false
@@ -142,12 +147,12 @@ export class WsConnection {
       if (this.closedFlag) return
       switch (frame.opcode) {
         case Opcode.Ping:
-          this.socket.write(encodeFrame(Opcode.Pong, frame.payload))
+          this.socket.write(WebSocket.encodeFrame(Opcode.Pong, frame.payload))
           break
         case Opcode.Pong:
           break
         case Opcode.Close: {
-          const code = closeCodeOf(frame.payload)
+          const code = WebSocket.closeCodeOf(frame.payload)
           this.report(code)
           this.close(code === CloseCode.NoStatus ? CloseCode.Normal : code)
           return
@@ -181,7 +186,7 @@ export class WsConnection {
   /** Sends one binary message; `false` means the socket buffer is full (wait for drain). */
   send(payload: Uint8Array): boolean {
     if (this.closedFlag || this.closeSent) return true
-    return this.socket.write(encodeFrame(Opcode.Binary, payload))
+    return this.socket.write(WebSocket.encodeFrame(Opcode.Binary, payload))
   }
 
   /**
@@ -191,7 +196,7 @@ export class WsConnection {
    */
   sendParts(prefix: Uint8Array, payload: Uint8Array): boolean {
     if (this.closedFlag || this.closeSent) return true
-    return writeParts(this.socket, encodeFrameHead(Opcode.Binary, prefix, payload.length), payload)
+    return writeParts(this.socket, WebSocket.encodeFrameHead(Opcode.Binary, prefix, payload.length), payload)
   }
 
   /** Sends a close frame and half-closes; the socket is destroyed if the peer lingers. */
@@ -199,7 +204,7 @@ export class WsConnection {
     if (this.closedFlag) return
     if (!this.closeSent) {
       this.closeSent = true
-      this.socket.end(encodeClose(code, reason))
+      this.socket.end(WebSocket.encodeClose(code, reason))
       this.killTimer = setTimeout(() => this.socket.destroy(), 2000)
       this.killTimer.unref?.()
     }

@@ -28,3 +28,6 @@ export const SPDY_DICTIONARY: Buffer = Buffer.from(
   "ZmxhdGUsc2RjaGNoYXJzZXQ9dXRmLThjaGFyc2V0PWlzby04ODU5LTEsdXRmLSwqLGVucT0wLg==",
   "base64"
 )
+
+/** The dictionary's adler32, which a zlib stream primed with it carries in its header (DICTID). */
+export const SPDY_DICTIONARY_ID = 0xe3c6a7c2
