@@ -6,10 +6,20 @@
  *
  * argv: `--bytes N` (the largest transfer).
  */
-import * as Net from "node:net"
 import { Backend } from "@kube-forward/testkit"
+import * as Net from "node:net"
 import { serve } from "./lib/ipc.ts"
-import { CHUNK, crc32, crcOf, decodeHeader, DONE, DOWNLOAD, encodeHeader, HEADER_BYTES, UPLOAD } from "./lib/protocol.ts"
+import {
+  CHUNK,
+  crc32,
+  crcOf,
+  decodeHeader,
+  DONE,
+  DOWNLOAD,
+  encodeHeader,
+  HEADER_BYTES,
+  UPLOAD
+} from "./lib/protocol.ts"
 
 const argValue = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name)
@@ -57,11 +67,24 @@ const run = (t: Target, drive: (socket: Net.Socket, done: (r: Transfer) => void,
       resolve(r)
     }
     const timer = setTimeout(
-      () => done({ ok: false, bytes: 0, ms: Number.NaN, crcOk: false, error: `timed out after ${t.timeoutMs ?? 300_000} ms` }),
+      () =>
+        done({
+          ok: false,
+          bytes: 0,
+          ms: Number.NaN,
+          crcOk: false,
+          error: `timed out after ${t.timeoutMs ?? 300_000} ms`
+        }),
       t.timeoutMs ?? 300_000
     )
-    socket.once("error", (e) => done({ ok: false, bytes: 0, ms: performance.now() - t0, crcOk: false, error: e.message }))
-    socket.once("close", () => done({ ok: false, bytes: 0, ms: performance.now() - t0, crcOk: false, error: "connection closed early" }))
+    socket.once(
+      "error",
+      (e) => done({ ok: false, bytes: 0, ms: performance.now() - t0, crcOk: false, error: e.message })
+    )
+    socket.once(
+      "close",
+      () => done({ ok: false, bytes: 0, ms: performance.now() - t0, crcOk: false, error: "connection closed early" })
+    )
     drive(socket, (r) => done({ ...r, ms: performance.now() - t0 }), () => {
       t0 = performance.now()
     })

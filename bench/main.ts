@@ -9,18 +9,18 @@
  * Flags: --quick, --runs N, --mib N, --reps N, --kubectl-version 1.33, --spdy-kubectl-version 1.30,
  * --out DIR, --simulate-leak (leaves a detached child behind, to see bench/run.ts fail).
  */
+import * as KubectlBinaries from "@kube-forward/testkit/KubectlBinaries"
+import * as Processes from "@kube-forward/testkit/Processes"
+import { Effect } from "effect"
+import { execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { execFileSync, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { Effect } from "effect"
-import * as KubectlBinaries from "@kube-forward/testkit/KubectlBinaries"
-import * as Processes from "@kube-forward/testkit/Processes"
 import {
   checkConnection,
-  type Contender,
   clientNode,
+  type Contender,
   echoRoundTrip,
   execaKubectl,
   kubeForward,
@@ -70,7 +70,8 @@ const statePath = process.env.KUBE_FORWARD_BENCH_STATE
 const gc = (globalThis as { gc?: () => void }).gc
 
 const errors: Array<string> = []
-const log = (...parts: ReadonlyArray<unknown>) => console.log(`[bench ${((performance.now() - started) / 1000).toFixed(1)}s]`, ...parts)
+const log = (...parts: ReadonlyArray<unknown>) =>
+  console.log(`[bench ${((performance.now() - started) / 1000).toFixed(1)}s]`, ...parts)
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
 const fullGc = () => {
@@ -82,7 +83,11 @@ const fullGc = () => {
 // ---------------------------------------------------------------------------------------------
 // machine
 
-const machineInfo = async (loadAvgStart: ReadonlyArray<number>, patternMs: number, patternBytes: number): Promise<MachineInfo> => {
+const machineInfo = async (
+  loadAvgStart: ReadonlyArray<number>,
+  patternMs: number,
+  patternBytes: number
+): Promise<MachineInfo> => {
   const cpuinfo = Fs.readFileSync("/proc/cpuinfo", "utf8")
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? Os.cpus()[0]?.model ?? "unknown"
   const sample = Buffer.alloc(64 * MiB, 7)
@@ -108,7 +113,10 @@ const machineInfo = async (loadAvgStart: ReadonlyArray<number>, patternMs: numbe
 const gitRevision = (): string => {
   try {
     const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: here, encoding: "utf8" }).trim()
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", ".", ":!bench"], { cwd: Path.dirname(here), encoding: "utf8" })
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", ".", ":!bench"], {
+      cwd: Path.dirname(here),
+      encoding: "utf8"
+    })
       .split("\n").filter((l) => l.trim() !== "").length
     return dirty === 0 ? head : `${head} + ${dirty} uncommitted file(s) outside bench/`
   } catch {
@@ -117,10 +125,12 @@ const gitRevision = (): string => {
 }
 
 const findKubectl = (version: string): Promise<KubectlInfo | undefined> =>
-  Effect.runPromise(KubectlBinaries.find(version).pipe(
-    Effect.map((b): KubectlInfo | undefined => ({ path: b.path, gitVersion: b.gitVersion })),
-    Effect.catch(() => Effect.succeed(undefined))
-  ))
+  Effect.runPromise(
+    KubectlBinaries.find(version).pipe(
+      Effect.map((b): KubectlInfo | undefined => ({ path: b.path, gitVersion: b.gitVersion })),
+      Effect.catch(() => Effect.succeed(undefined))
+    )
+  )
 
 /** kube-forward's watchdog: a child `/bin/sh -c <script>` of this process (its script tracks `groups`). */
 const findWatchdog = (): number | undefined =>
@@ -141,7 +151,13 @@ const cpuSince = (u: NodeJS.CpuUsage) => {
   return (d.user + d.system) / 1000
 }
 
-const readyRun = async (c: Contender, target: Target, round: number, instrumented: boolean, kubeconfigPath: string): Promise<ReadyRun> => {
+const readyRun = async (
+  c: Contender,
+  target: Target,
+  round: number,
+  instrumented: boolean,
+  kubeconfigPath: string
+): Promise<ReadyRun> => {
   const c0 = process.cpuUsage()
   const t0 = performance.now()
   let opened: Opened | undefined
@@ -160,7 +176,8 @@ const readyRun = async (c: Contender, target: Target, round: number, instrumente
     await echoRoundTrip(opened.port)
     const tReply = performance.now()
     const appCpuReplyMs = cpuSince(c0)
-    const pid = opened.kubectlPid ?? (c.id.startsWith("kube-forward") ? Processes.portForwards(kubeconfigPath)[0]?.pid : undefined)
+    const pid = opened.kubectlPid ??
+      (c.id.startsWith("kube-forward") ? Processes.portForwards(kubeconfigPath)[0]?.pid : undefined)
     const kubectlCpuMs = pid === undefined ? undefined : cpuMsOf(pid)
     // without the separate check the reply came right after open; with it, leave the check out
     const firstReplyMs = tOpen - t0 + (tReply - tCheck)
@@ -172,7 +189,9 @@ const readyRun = async (c: Contender, target: Target, round: number, instrumente
     await opened.exited()
     const phases: Record<string, number> = {}
     const cpu0 = (c0.user + c0.system) / 1000
-    for (const [k, v] of Object.entries(opened.marks)) phases[k] = v - (k.startsWith("cpu:") ? cpu0 : k.startsWith("kill") ? tc0 : t0)
+    for (const [k, v] of Object.entries(opened.marks)) {
+      phases[k] = v - (k.startsWith("cpu:") ? cpu0 : k.startsWith("kill") ? tc0 : t0)
+    }
     if (Number.isNaN(freeMs)) throw new Error(`port ${opened.port} not bindable 10 s after close`)
     return {
       contender: c.id,
@@ -234,7 +253,11 @@ const main = async () => {
   const loadAvgStart = Os.loadavg()
   Fs.mkdirSync(outDir, { recursive: true })
   const execArgv = ["--conditions=source"]
-  log(`mode ${quick ? "quick" : "full"}: ${settings.readyRuns} ready runs, ${settings.bytes / MiB} MiB × ${settings.reps} reps`)
+  log(
+    `mode ${quick ? "quick" : "full"}: ${settings.readyRuns} ready runs, ${
+      settings.bytes / MiB
+    } MiB × ${settings.reps} reps`
+  )
 
   const kubectl = await findKubectl(flag("--kubectl-version") ?? "1.33")
   if (kubectl === undefined) throw new Error("no kubectl 1.33 found (KubectlBinaries.find)")
@@ -340,23 +363,100 @@ const main = async () => {
       ? undefined
       : (watchdogCpu1 - watchdogCpu0) / (2 * settings.readyRuns)
     const stray = Processes.portForwards(kubeconfigPath)
-    if (stray.length > 0) errors.push(`after the ready runs, ${stray.length} kubectl still alive: ${stray.map((p) => p.pid).join(", ")}`)
+    if (stray.length > 0) {
+      errors.push(`after the ready runs, ${stray.length} kubectl still alive: ${stray.map((p) => p.pid).join(", ")}`)
+    }
 
     // ---- throughput -----------------------------------------------------------------------------
     const both = ["upload", "download"] as const
-    const spdyRaw = kubectlSpdy === undefined ? undefined : rawKubectl("kubectl-spdy", "raw kubectl (SPDY client)", s, kubectlSpdy.path)
+    const spdyRaw = kubectlSpdy === undefined
+      ? undefined
+      : rawKubectl("kubectl-spdy", "raw kubectl (SPDY client)", s, kubectlSpdy.path)
     const rows: Array<ThroughputRow & { readonly contender: Contender | undefined; readonly tkSource?: boolean }> = [
-      { id: "direct", label: "direct loopback (no forward)", transport: "tunnel", expectSession: null, kubectl: null, directions: both, contender: undefined },
-      { id: "kubectl/tunnel", label: `raw kubectl ${kubectl.gitVersion}`, transport: "tunnel", expectSession: "tunnel", kubectl: kubectl.gitVersion, directions: both, contender: raw },
-      { id: "kube-forward/tunnel", label: `kube-forward (kubectl ${kubectl.gitVersion})`, transport: "tunnel", expectSession: "tunnel", kubectl: kubectl.gitVersion, directions: both, contender: kf },
-      { id: "xec/tunnel", label: `xec (kubectl ${kubectl.gitVersion})`, transport: "tunnel", expectSession: "tunnel", kubectl: kubectl.gitVersion, directions: both, contender: x },
-      { id: "client-node/websocket", label: "client-node PortForward", transport: "tunnel", expectSession: "websocket", kubectl: null, directions: both, contender: cn },
-      { id: "kubectl/spdy-only", label: `raw kubectl ${kubectl.gitVersion}`, transport: "spdy-only", expectSession: "spdy", kubectl: kubectl.gitVersion, directions: both, contender: raw },
-      { id: "kube-forward/spdy-only", label: `kube-forward (kubectl ${kubectl.gitVersion})`, transport: "spdy-only", expectSession: "spdy", kubectl: kubectl.gitVersion, directions: both, contender: kf },
+      {
+        id: "direct",
+        label: "direct loopback (no forward)",
+        transport: "tunnel",
+        expectSession: null,
+        kubectl: null,
+        directions: both,
+        contender: undefined
+      },
+      {
+        id: "kubectl/tunnel",
+        label: `raw kubectl ${kubectl.gitVersion}`,
+        transport: "tunnel",
+        expectSession: "tunnel",
+        kubectl: kubectl.gitVersion,
+        directions: both,
+        contender: raw
+      },
+      {
+        id: "kube-forward/tunnel",
+        label: `kube-forward (kubectl ${kubectl.gitVersion})`,
+        transport: "tunnel",
+        expectSession: "tunnel",
+        kubectl: kubectl.gitVersion,
+        directions: both,
+        contender: kf
+      },
+      {
+        id: "xec/tunnel",
+        label: `xec (kubectl ${kubectl.gitVersion})`,
+        transport: "tunnel",
+        expectSession: "tunnel",
+        kubectl: kubectl.gitVersion,
+        directions: both,
+        contender: x
+      },
+      {
+        id: "client-node/websocket",
+        label: "client-node PortForward",
+        transport: "tunnel",
+        expectSession: "websocket",
+        kubectl: null,
+        directions: both,
+        contender: cn
+      },
+      {
+        id: "kubectl/spdy-only",
+        label: `raw kubectl ${kubectl.gitVersion}`,
+        transport: "spdy-only",
+        expectSession: "spdy",
+        kubectl: kubectl.gitVersion,
+        directions: both,
+        contender: raw
+      },
+      {
+        id: "kube-forward/spdy-only",
+        label: `kube-forward (kubectl ${kubectl.gitVersion})`,
+        transport: "spdy-only",
+        expectSession: "spdy",
+        kubectl: kubectl.gitVersion,
+        directions: both,
+        contender: kf
+      },
       ...(spdyRaw === undefined || kubectlSpdy === undefined ? [] : [
-        { id: "kubectl-old/spdy", label: `raw kubectl ${kubectlSpdy.gitVersion}`, transport: "tunnel" as const, expectSession: "spdy" as const, kubectl: kubectlSpdy.gitVersion, directions: both, contender: spdyRaw }
+        {
+          id: "kubectl-old/spdy",
+          label: `raw kubectl ${kubectlSpdy.gitVersion}`,
+          transport: "tunnel" as const,
+          expectSession: "spdy" as const,
+          kubectl: kubectlSpdy.gitVersion,
+          directions: both,
+          contender: spdyRaw
+        }
       ]),
-      { id: "kubectl/tunnel/testkit-source", label: `raw kubectl ${kubectl.gitVersion} ← testkit \`Backend.source\``, transport: "tunnel", expectSession: "tunnel", kubectl: kubectl.gitVersion, directions: ["download"], contender: raw, tkSource: true }
+      {
+        id: "kubectl/tunnel/testkit-source",
+        label: `raw kubectl ${kubectl.gitVersion} ← testkit \`Backend.source\``,
+        transport: "tunnel",
+        expectSession: "tunnel",
+        kubectl: kubectl.gitVersion,
+        directions: ["download"],
+        contender: raw,
+        tkSource: true
+      }
     ]
     if (spdyRaw !== undefined) disposers.push(spdyRaw.dispose)
     /** The kubectl behind a forward: its own pid, or the only live port-forward of the cluster (kube-forward keeps the pid to itself). */
@@ -380,7 +480,11 @@ const main = async () => {
         const direct = direction === "upload" ? hello.sink : hello.source
         const o = row.contender === undefined ? undefined : await row.contender.open(pod)
         try {
-          const t = await loadgen.call<Transfer>(direction, { host: direct.host, port: o?.port ?? direct.port, bytes: warmBytes })
+          const t = await loadgen.call<Transfer>(direction, {
+            host: direct.host,
+            port: o?.port ?? direct.port,
+            bytes: warmBytes
+          })
           if (!t.ok) errors.push(`throughput warm-up ${row.id} ${direction}: ${t.error ?? "not verified"}`)
         } finally {
           if (o !== undefined) {
@@ -420,8 +524,14 @@ const main = async () => {
             }
             hostPeak = process.memoryUsage().rss
             const hostBase = hostPeak
-            const t = await loadgen.call<Transfer>(transferOp(direction, row.tkSource === true), { host, port, bytes: settings.bytes })
-            const hwm = kubectlPidOf(opened) === undefined ? undefined : treeMemory(kubectlPidOf(opened) as number).hwmKiB
+            const t = await loadgen.call<Transfer>(transferOp(direction, row.tkSource === true), {
+              host,
+              port,
+              bytes: settings.bytes
+            })
+            const hwm = kubectlPidOf(opened) === undefined
+              ? undefined
+              : treeMemory(kubectlPidOf(opened) as number).hwmKiB
             const counters = await server.call<Counters>("counters")
             const minTo = direction === "upload" ? settings.bytes + 16 : row.tkSource === true ? 0 : 16
             const minFrom = direction === "upload" ? 16 : settings.bytes
@@ -447,12 +557,29 @@ const main = async () => {
               ...(hwm === undefined ? {} : { kubectlHwmKiB: hwm }),
               ...(row.contender === cn ? { hostRssPeakKiB: Math.round((hostPeak - hostBase) / 1024) } : {})
             }
-            if (!run.ok) errors.push(`throughput ${row.id} ${direction} rep ${rep}: ${t.error ?? ""} crc ${t.crcOk} counters ${JSON.stringify(counters)}`)
+            if (!run.ok) {
+              errors.push(
+                `throughput ${row.id} ${direction} rep ${rep}: ${t.error ?? ""} crc ${t.crcOk} counters ${
+                  JSON.stringify(counters)
+                }`
+              )
+            }
             throughput.push(run)
             log(`throughput ${row.id} ${direction}: ${run.mibps.toFixed(0)} MiB/s ${run.ok ? "verified" : "FAILED"}`)
           } catch (e) {
             errors.push(`throughput ${row.id} ${direction} rep ${rep}: ${errorText(e)}`)
-            throughput.push({ row: row.id, rep, direction, ok: false, bytes: 0, ms: Number.NaN, mibps: Number.NaN, crcOk: false, error: errorText(e), countersOk: false })
+            throughput.push({
+              row: row.id,
+              rep,
+              direction,
+              ok: false,
+              bytes: 0,
+              ms: Number.NaN,
+              mibps: Number.NaN,
+              crcOk: false,
+              error: errorText(e),
+              countersOk: false
+            })
           } finally {
             clearInterval(sampler)
             if (opened !== undefined) {
@@ -508,7 +635,15 @@ const main = async () => {
         log(`memory ${c.id}: heap ${((h1 - h0) / 1024 / settings.memoryN).toFixed(1)} KiB/forward`)
       } catch (e) {
         errors.push(`memory ${c.id}: ${errorText(e)}`)
-        memory.push({ contender: c.id, n: settings.memoryN, heapPerForwardKiB: Number.NaN, heapRetainedAfterCloseKiB: Number.NaN, hostRssPerForwardKiB: Number.NaN, kubectlRssKiB: [], error: errorText(e) })
+        memory.push({
+          contender: c.id,
+          n: settings.memoryN,
+          heapPerForwardKiB: Number.NaN,
+          heapRetainedAfterCloseKiB: Number.NaN,
+          hostRssPerForwardKiB: Number.NaN,
+          kubectlRssKiB: [],
+          error: errorText(e)
+        })
         for (const o of opened) {
           await o.close().catch(() => {})
           await o.exited().catch(() => {})
@@ -516,12 +651,16 @@ const main = async () => {
       }
     }
     const watchdogNow = findWatchdog()
-    const watchdog = watchdogNow === undefined ? undefined : { pid: watchdogNow, rssKiB: treeMemory(watchdogNow).rssKiB }
+    const watchdog = watchdogNow === undefined
+      ? undefined
+      : { pid: watchdogNow, rssKiB: treeMemory(watchdogNow).rssKiB }
     if (gc === undefined) errors.push("global.gc is missing (run with --expose-gc): heap numbers are without GC")
 
     // ---- scale: N at once, then closed -------------------------------------------------------------
     const scale: Array<ScaleResult> = []
-    const unbindable = async (ports: ReadonlyArray<{ readonly port: number; readonly hosts: ReadonlyArray<string> }>) => {
+    const unbindable = async (
+      ports: ReadonlyArray<{ readonly port: number; readonly hosts: ReadonlyArray<string> }>
+    ) => {
       let n = 0
       for (const p of ports) {
         for (const h of p.hosts) {
@@ -533,7 +672,9 @@ const main = async () => {
       }
       return n
     }
-    const scaleRuns: Array<{ readonly id: string; readonly c: Contender; readonly strategy?: "sequential" | "parallel" }> = [
+    const scaleRuns: Array<
+      { readonly id: string; readonly c: Contender; readonly strategy?: "sequential" | "parallel" }
+    > = [
       { id: "kube-forward", c: kf, strategy: "sequential" },
       { id: "kube-forward (parallel scope)", c: kf, strategy: "parallel" },
       { id: "kubectl", c: raw },
@@ -558,7 +699,9 @@ const main = async () => {
             return o
           }))
           const failed = settled.filter((r) => r.status === "rejected")
-          if (failed.length > 0) throw new Error(`${failed.length}/${n} failed: ${errorText((failed[0] as PromiseRejectedResult).reason)}`)
+          if (failed.length > 0) {
+            throw new Error(`${failed.length}/${n} failed: ${errorText((failed[0] as PromiseRejectedResult).reason)}`)
+          }
           ports = opened.map((o) => ({ port: o.port, hosts: o.hosts }))
         }
         const t1 = performance.now()
@@ -584,10 +727,25 @@ const main = async () => {
           unbindablePortsAtClose: unbind0,
           unbindablePortsAfter1s: unbind1
         })
-        log(`scale ${id}: ${n} open in ${(t1 - t0).toFixed(0)} ms, closed in ${(t2 - t1).toFixed(0)} ms, leftovers ${procs0}/${unbind0}`)
+        log(
+          `scale ${id}: ${n} open in ${(t1 - t0).toFixed(0)} ms, closed in ${
+            (t2 - t1).toFixed(0)
+          } ms, leftovers ${procs0}/${unbind0}`
+        )
       } catch (e) {
         errors.push(`scale ${id}: ${errorText(e)}`)
-        scale.push({ contender: id, n, ok: false, error: errorText(e), openAllMs: Number.NaN, closeAllMs: Number.NaN, leftoverProcessesAtClose: Number.NaN, leftoverProcessesAfter1s: Number.NaN, unbindablePortsAtClose: Number.NaN, unbindablePortsAfter1s: Number.NaN })
+        scale.push({
+          contender: id,
+          n,
+          ok: false,
+          error: errorText(e),
+          openAllMs: Number.NaN,
+          closeAllMs: Number.NaN,
+          leftoverProcessesAtClose: Number.NaN,
+          leftoverProcessesAfter1s: Number.NaN,
+          unbindablePortsAtClose: Number.NaN,
+          unbindablePortsAfter1s: Number.NaN
+        })
         if (many !== undefined) await many.close().catch(() => {})
         for (const o of opened) {
           await o.close().catch(() => {})

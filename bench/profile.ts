@@ -6,13 +6,13 @@
  *
  *   npx node --conditions=source bench/profile.ts [N=100] [--out profile.cpuprofile]
  */
+import { PortForward } from "@kube-forward/core"
+import * as KubectlBinaries from "@kube-forward/testkit/KubectlBinaries"
+import { Effect, Exit, ManagedRuntime, Scope } from "effect"
 import * as Fs from "node:fs"
 import { Session } from "node:inspector/promises"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect, Exit, ManagedRuntime, Scope } from "effect"
-import { PortForward } from "@kube-forward/core"
-import * as KubectlBinaries from "@kube-forward/testkit/KubectlBinaries"
 import { startHelper } from "./lib/ipc.ts"
 import { sleep } from "./lib/proc.ts"
 
@@ -105,7 +105,8 @@ try {
   console.log("\nself time per forward (ms), by package:")
   for (const [b, t] of [...self].sort((a, c) => c[1] - a[1]).slice(0, 20)) console.log(per(t), b)
   console.log("\ninclusive time per forward (ms), selected functions:")
-  const interesting = /execa|spawn|normalizeOptions|handleStdio|signal-exit|cleanupOnExit|guard|release|probe|reapGroup|isGroupAlive|decode|runAttempt|kill/i
+  const interesting =
+    /execa|spawn|normalizeOptions|handleStdio|signal-exit|cleanupOnExit|guard|release|probe|reapGroup|isGroupAlive|decode|runAttempt|kill/i
   for (const [k, t] of [...inclusive].filter(([k]) => interesting.test(k)).sort((a, c) => c[1] - a[1]).slice(0, 25)) {
     console.log(per(t), k)
   }

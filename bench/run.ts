@@ -5,12 +5,12 @@
  * `kubectl port-forward` pointed at the bench cluster, and the cluster's temp directory. Anything left is reported (and killed), the
  * result is appended to RESULTS.md / results.json, and the exit code is non-zero.
  */
+import * as Processes from "@kube-forward/testkit/Processes"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import * as Processes from "@kube-forward/testkit/Processes"
 import { sleep } from "./lib/proc.ts"
 import { POST_EXIT_MARKER, postExitLine } from "./lib/report.ts"
 
@@ -44,8 +44,12 @@ Fs.rmSync(stateDir, { recursive: true, force: true })
 
 const leftovers = (): Array<string> => {
   if (state === undefined) return []
-  const procs = (state.children ?? []).filter((c) => Processes.isAlive(c.pid)).map((c) => `pid ${c.pid} (${c.args || "?"})`)
-  const kubectl = state.kubeconfigPath === "" ? [] : Processes.portForwards(state.kubeconfigPath).map((p) => `kubectl pid ${p.pid} (${p.args})`)
+  const procs = (state.children ?? []).filter((c) => Processes.isAlive(c.pid)).map((c) =>
+    `pid ${c.pid} (${c.args || "?"})`
+  )
+  const kubectl = state.kubeconfigPath === ""
+    ? []
+    : Processes.portForwards(state.kubeconfigPath).map((p) => `kubectl pid ${p.pid} (${p.args})`)
   // the fake cluster keeps its kubeconfig and discovery cache in a temp directory of its own
   const dir = state.kubeconfigPath === "" ? undefined : Path.dirname(state.kubeconfigPath)
   const files = dir !== undefined && Fs.existsSync(dir) ? [`temp directory ${dir}`] : []
@@ -62,7 +66,11 @@ for (let i = 0; i < 50 && left.length > 0; i++) {
 const detail = state === undefined
   ? ["the bench process left no state file (it failed before starting the cluster)"]
   : left.length === 0
-  ? [`all ${(state.children ?? []).length} processes the bench started are gone; no kubectl port-forward for the bench cluster is alive; the cluster's temp directory is gone`]
+  ? [
+    `all ${
+      (state.children ?? []).length
+    } processes the bench started are gone; no kubectl port-forward for the bench cluster is alive; the cluster's temp directory is gone`
+  ]
   : left.map((l) => `LEFT BEHIND 5 s after exit: ${l}`)
 const ok = state !== undefined && left.length === 0
 

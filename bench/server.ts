@@ -12,11 +12,11 @@
  *
  * argv: `--bytes N` (the largest transfer; the reference stream is that long).
  */
-import * as Net from "node:net"
-import { Effect, Exit, Scope } from "effect"
 import { Backend, FakeCluster } from "@kube-forward/testkit"
-import { CHUNK, crc32, decodeHeader, DONE, DOWNLOAD, encodeHeader, FAIL, HEADER_BYTES, UPLOAD } from "./lib/protocol.ts"
+import { Effect, Exit, Scope } from "effect"
+import * as Net from "node:net"
 import { serve } from "./lib/ipc.ts"
+import { CHUNK, crc32, decodeHeader, DONE, DOWNLOAD, encodeHeader, FAIL, HEADER_BYTES, UPLOAD } from "./lib/protocol.ts"
 
 const argValue = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name)
@@ -140,9 +140,24 @@ const cluster = await Effect.runPromise(
   FakeCluster.make({
     pods: [
       { name: "echo", containers: [{ name: "echo", ports: [{ containerPort: 7, backend: Backend.echo() }] }] },
-      { name: "sink", containers: [{ name: "sink", ports: [{ containerPort: 9001, backend: Backend.address("127.0.0.1", sinkPort) }] }] },
-      { name: "source", containers: [{ name: "source", ports: [{ containerPort: 9002, backend: Backend.address("127.0.0.1", sourcePort) }] }] },
-      { name: "tk-source", containers: [{ name: "src", ports: [{ containerPort: 9003, backend: Backend.source({ bytes: maxBytes }) }] }] }
+      {
+        name: "sink",
+        containers: [{
+          name: "sink",
+          ports: [{ containerPort: 9001, backend: Backend.address("127.0.0.1", sinkPort) }]
+        }]
+      },
+      {
+        name: "source",
+        containers: [{
+          name: "source",
+          ports: [{ containerPort: 9002, backend: Backend.address("127.0.0.1", sourcePort) }]
+        }]
+      },
+      {
+        name: "tk-source",
+        containers: [{ name: "src", ports: [{ containerPort: 9003, backend: Backend.source({ bytes: maxBytes }) }] }]
+      }
     ]
   }).pipe(Scope.provide(scope))
 )

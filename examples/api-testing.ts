@@ -16,9 +16,9 @@
  * `CONCURRENCY` (default 10).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { PortForward } from "@kube-forward/core"
 import { Config, Data, Duration, Effect, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
-import { PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv
@@ -37,13 +37,17 @@ const program = Effect.gen(function*() {
 
   const fwd = yield* PortForward.make({ target: "svc/web-app", namespace, ports: [80] })
   const base = `http://127.0.0.1:${fwd.localPort}`
-  yield* Effect.log(`testing ${fwd.target} through ${base} (service port 80 -> container port ${fwd.ports[0].targetPort})`)
+  yield* Effect.log(
+    `testing ${fwd.target} through ${base} (service port 80 -> container port ${fwd.ports[0].targetPort})`
+  )
 
   // functional checks
   const health = yield* HttpClient.get(`${base}/health`)
   if (health.status !== 200) return yield* new CheckFailed({ message: `GET /health -> ${health.status}` })
   yield* Effect.log(`PASS GET /health -> ${health.status} ${yield* health.text}`)
-  const { items } = yield* HttpClient.get(`${base}/items`).pipe(Effect.flatMap(HttpIncomingMessage.schemaBodyJson(Items)))
+  const { items } = yield* HttpClient.get(`${base}/items`).pipe(
+    Effect.flatMap(HttpIncomingMessage.schemaBodyJson(Items))
+  )
   yield* Effect.log(`PASS GET /items -> ${items.length} items`)
 
   // a small load run

@@ -14,9 +14,9 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { K8s, PortAllocator, PortForward } from "@kube-forward/core"
 import { Config, Data, Effect, Option, Ref } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
-import { K8s, PortAllocator, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv

@@ -16,9 +16,9 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { PortForward } from "@kube-forward/core"
 import { Config, Duration, Effect, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
-import { PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv
@@ -38,11 +38,15 @@ const program = Effect.gen(function*() {
   ).pipe(Effect.timed)
   yield* Effect.log(`opened ${forwards.length} forwards concurrently in ${Math.round(Duration.toMillis(took))} ms`)
 
-  const answers = yield* Effect.forEach(forwards, (fwd) =>
-    HttpClient.get(`http://127.0.0.1:${fwd.localPort}/whoami`).pipe(
-      Effect.flatMap(HttpIncomingMessage.schemaBodyJson(Whoami)),
-      Effect.map(({ name }) => ({ fwd, name }))
-    ), { concurrency: "unbounded" })
+  const answers = yield* Effect.forEach(
+    forwards,
+    (fwd) =>
+      HttpClient.get(`http://127.0.0.1:${fwd.localPort}/whoami`).pipe(
+        Effect.flatMap(HttpIncomingMessage.schemaBodyJson(Whoami)),
+        Effect.map(({ name }) => ({ fwd, name }))
+      ),
+    { concurrency: "unbounded" }
+  )
 
   for (const { fwd, name } of answers) {
     yield* Effect.log(`127.0.0.1:${fwd.localPort} -> ${fwd.target}: whoami says "${name}"`)

@@ -14,8 +14,8 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Effect, Fiber, Stream } from "effect"
 import { K8s, PortForward } from "@kube-forward/core"
+import { Config, Effect, Fiber, Stream } from "effect"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv

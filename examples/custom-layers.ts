@@ -20,8 +20,8 @@
  * `Kubectl.layerFromEnv`); `NAMESPACE` (default `default`); `PORT_RANGE_FROM` (default 20100).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Effect, Layer } from "effect"
 import { K8s, Kubectl, KubectlForwarder, PortAllocator } from "@kube-forward/core"
+import { Config, Effect, Layer } from "effect"
 
 /** A Kubectl that logs each command line, then delegates to the default implementation. */
 const LoggingKubectl: Layer.Layer<Kubectl.Kubectl, Config.ConfigError> = Layer.effect(
@@ -61,6 +61,9 @@ const program = Effect.gen(function*() {
   yield* first.close
   const again = yield* web.portForwardDynamic(80)
   yield* Effect.log(`after closing the first forward, its port ${again.localPort} was handed out again`)
-}).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(KubectlForwarder.layer.pipe(Layer.provide(LoggingKubectl)), RangePorts)))
+}).pipe(
+  Effect.scoped,
+  Effect.provide(Layer.mergeAll(KubectlForwarder.layer.pipe(Layer.provide(LoggingKubectl)), RangePorts))
+)
 
 NodeRuntime.runMain(program)

@@ -20,9 +20,9 @@
  * `TABLES` (default `orders,customers,audit_log`).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { K8s, PortForward } from "@kube-forward/core"
 import { Cause, Config, Data, Effect, Exit, Queue } from "effect"
 import * as Net from "node:net"
-import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv
@@ -93,7 +93,9 @@ const program = Effect.gen(function*() {
         Effect.tap((reply) => Effect.log(`QUIT -> ${reply}`)),
         Effect.ignore,
         Effect.andThen(db.close),
-        Effect.andThen(Effect.log(`session closed (${Exit.isSuccess(exit) ? "maintenance succeeded" : "maintenance failed"})`))
+        Effect.andThen(
+          Effect.log(`session closed (${Exit.isSuccess(exit) ? "maintenance succeeded" : "maintenance failed"})`)
+        )
       )
   )
 }).pipe(

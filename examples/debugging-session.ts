@@ -23,8 +23,8 @@
  * port, default 18081).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Config, Effect, Exit, Runtime, Scope } from "effect"
 import { K8s, PortForward } from "@kube-forward/core"
+import { Cause, Config, Effect, Exit, Runtime, Scope } from "effect"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv

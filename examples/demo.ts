@@ -15,10 +15,10 @@
  * the other files in this directory.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Data, Duration, Effect, Fiber, Layer, Runtime, Schema, Stream } from "effect"
-import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
 import { Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
 import { Backend, FakeCluster, Processes } from "@kube-forward/testkit"
+import { Config, Data, Duration, Effect, Fiber, Layer, Runtime, Schema, Stream } from "effect"
+import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
 
 const write = (text: string) => Effect.sync(() => process.stdout.write(text))
 const line = (text: string) => write(`${text}\n`)
@@ -52,7 +52,10 @@ const demo = Effect.gen(function*() {
   const cluster = yield* FakeCluster.make({
     pods: [{
       name: "web-app",
-      containers: [{ name: "web", ports: [{ name: "http", containerPort: 80, backend: Backend.http({ name: "web-app" }) }] }]
+      containers: [{
+        name: "web",
+        ports: [{ name: "http", containerPort: 80, backend: Backend.http({ name: "web-app" }) }]
+      }]
     }]
   })
   yield* line(`up at ${cluster.url} (pod web-app, HTTP on port 80)`)
@@ -61,9 +64,13 @@ const demo = Effect.gen(function*() {
   const binary = yield* Config.String("KUBE_FORWARD_KUBECTL").pipe(Config.withDefault("kubectl"))
   const pids: Array<number> = []
   const services = Layer.mergeAll(
-    PortForward.layerWith(recordingPids(pids).pipe(
-      Layer.provide(Kubectl.layer({ binary, kubeconfig: cluster.kubeconfigPath, env: { KUBECACHEDIR: cluster.cacheDir } }))
-    )),
+    PortForward.layerWith(
+      recordingPids(pids).pipe(
+        Layer.provide(
+          Kubectl.layer({ binary, kubeconfig: cluster.kubeconfigPath, env: { KUBECACHEDIR: cluster.cacheDir } })
+        )
+      )
+    ),
     FetchHttpClient.layer
   )
 
@@ -72,7 +79,9 @@ const demo = Effect.gen(function*() {
     yield* write("▸ waiting for kubectl to report the forward… ")
     const [took, fwd] = yield* PortForward.make({ target: "pod/web-app", ports: [80] }).pipe(Effect.timed)
     const pid = pids[pids.length - 1]
-    yield* line(`ready in ${ms(took)}: 127.0.0.1:${fwd.localPort} → ${fwd.target}:${fwd.remotePort} (kubectl pid ${pid})`)
+    yield* line(
+      `ready in ${ms(took)}: 127.0.0.1:${fwd.localPort} → ${fwd.target}:${fwd.remotePort} (kubectl pid ${pid})`
+    )
 
     const transitions = yield* fwd.status.pipe(
       Stream.map((s) => s._tag),
@@ -100,15 +109,22 @@ const demo = Effect.gen(function*() {
     const open = yield* fwd.isOpen
     const bindable = yield* PortAllocator.isFree(fwd.localPort, "127.0.0.1")
     const gone = Processes.group(pid).length === 0
-    yield* line(`isOpen=${open} · port ${fwd.localPort} bindable ${bindable ? "✓" : "✗"} · kubectl gone ${gone ? "✓" : "✗"}`)
+    yield* line(
+      `isOpen=${open} · port ${fwd.localPort} bindable ${bindable ? "✓" : "✗"} · kubectl gone ${gone ? "✓" : "✗"}`
+    )
     if (open || !bindable || !gone) return yield* Effect.die("the forward was not cleaned up")
   }).pipe(
     Effect.scoped,
     Effect.provide(services),
-    Effect.catchTag("KubectlNotFound", (e) =>
-      line(`\n✗ ${e.message}\n  The demo runs the real kubectl: install it (https://kubernetes.io/docs/tasks/tools/).`).pipe(
-        Effect.andThen(Effect.fail(new DemoAborted()))
-      ))
+    Effect.catchTag(
+      "KubectlNotFound",
+      (e) =>
+        line(
+          `\n✗ ${e.message}\n  The demo runs the real kubectl: install it (https://kubernetes.io/docs/tasks/tools/).`
+        ).pipe(
+          Effect.andThen(Effect.fail(new DemoAborted()))
+        )
+    )
   )
 
   yield* write("▸ stopping fake cluster… ")

@@ -21,8 +21,8 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 18090).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Effect } from "effect"
 import { K8s, PortForward } from "@kube-forward/core"
+import { Config, Effect } from "effect"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv
@@ -35,18 +35,23 @@ const program = Effect.gen(function*() {
   // 1. prefer a fixed port, fall back to any free one
   const forwardPreferring = Effect.fn("forwardPreferring")(function*(port: number) {
     return yield* web.portForward(port, 80).pipe(
-      Effect.catchTag("PortInUse", (error) =>
-        Effect.logWarning(`${error.message}; falling back to a dynamic port`).pipe(
-          Effect.andThen(web.portForwardDynamic(80))
-        ))
+      Effect.catchTag(
+        "PortInUse",
+        (error) =>
+          Effect.logWarning(`${error.message}; falling back to a dynamic port`).pipe(
+            Effect.andThen(web.portForwardDynamic(80))
+          )
+      )
     )
   })
   const first = yield* forwardPreferring(preferred)
   yield* Effect.log(`first forward: 127.0.0.1:${first.localPort} -> ${first.target}:80`)
   const second = yield* forwardPreferring(first.localPort) // the port the first one holds
-  yield* Effect.log(`second forward fell back to 127.0.0.1:${second.localPort}; both open: ${
-    (yield* first.isOpen) && (yield* second.isOpen)
-  }`)
+  yield* Effect.log(
+    `second forward fell back to 127.0.0.1:${second.localPort}; both open: ${
+      (yield* first.isOpen) && (yield* second.isOpen)
+    }`
+  )
 
   // 2. a typo in the pod name becomes a message a person can act on
   const typo = yield* K8s.make({ namespace }).pod("web-ap").portForwardDynamic(80).pipe(
@@ -60,14 +65,16 @@ const program = Effect.gen(function*() {
   yield* Effect.log(`PodNotFound handled: ${typo}`)
 
   // 3. several cases in one place
-  const invalid = yield* PortForward.make({ target: "pod/web-app", namespace, ports: [{ local: 70000, remote: 80 }] }).pipe(
-    Effect.as("unexpectedly opened"),
-    Effect.catchTags({
-      InvalidSpec: (error) => Effect.succeed(`invalid spec: ${error.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`),
-      PodNotFound: (error) => Effect.succeed(`not found: ${error.message}`),
-      PortInUse: (error) => Effect.succeed(`port taken: ${error.message}`)
-    })
-  )
+  const invalid = yield* PortForward.make({ target: "pod/web-app", namespace, ports: [{ local: 70000, remote: 80 }] })
+    .pipe(
+      Effect.as("unexpectedly opened"),
+      Effect.catchTags({
+        InvalidSpec: (error) =>
+          Effect.succeed(`invalid spec: ${error.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`),
+        PodNotFound: (error) => Effect.succeed(`not found: ${error.message}`),
+        PortInUse: (error) => Effect.succeed(`port taken: ${error.message}`)
+      })
+    )
   yield* Effect.log(`InvalidSpec handled: ${invalid}`)
 }).pipe(Effect.scoped, Effect.provide(ForwardLive))
 

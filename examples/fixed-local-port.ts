@@ -15,9 +15,9 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 18080).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { K8s, PortForward } from "@kube-forward/core"
 import { Config, Effect } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
-import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv

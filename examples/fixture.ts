@@ -18,8 +18,8 @@
  *
  * @since 0.1.0
  */
-import type * as Net from "node:net"
 import { Backend, type FakeCluster } from "@kube-forward/testkit"
+import type * as Net from "node:net"
 
 /**
  * A tiny line protocol standing in for a database's maintenance interface. One command per
@@ -91,13 +91,21 @@ export const options: FakeCluster.Options = {
         },
         {
           name: "metrics-sidecar",
-          ports: [{ name: "metrics", containerPort: 9090, backend: Backend.http({ name: "multi-container/metrics-sidecar" }) }]
+          ports: [{
+            name: "metrics",
+            containerPort: 9090,
+            backend: Backend.http({ name: "multi-container/metrics-sidecar" })
+          }]
         }
       ]
     },
     ...[1, 2, 3].map((n) => httpPod(`worker-${n}`, "default", `worker-${n}`, 8080)),
     { ...httpPod("warming-up", "default", "warming-up", 80), phase: "Pending" }
   ],
-  services: [{ name: "web-app", selector: { app: "web-app" }, ports: [{ name: "http", port: 80, targetPort: "http" }] }],
+  services: [{
+    name: "web-app",
+    selector: { app: "web-app" },
+    ports: [{ name: "http", port: 80, targetPort: "http" }]
+  }],
   deployments: [{ name: "web-app", selector: { app: "web-app" } }]
 }

@@ -12,10 +12,10 @@
  *     npx vitest run --config vitest.workspace.ts --project examples
  */
 import { assert, layer } from "@effect/vitest"
-import { Effect, Fiber, Layer, Schedule, Schema, Stream } from "effect"
-import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
 import { PortForward } from "@kube-forward/core"
 import { Backend, FakeCluster } from "@kube-forward/testkit"
+import { Effect, Fiber, Layer, Schedule, Schema, Stream } from "effect"
+import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
 
 /** The fake cluster: one pod `orders` serving HTTP on its port `http`. */
 const Cluster = FakeCluster.FakeClusterService.layer({

@@ -16,11 +16,11 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { ForwardSpec, K8s, PortForward } from "@kube-forward/core"
 import { Config, Effect } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
 import * as Net from "node:net"
 import * as Os from "node:os"
-import { ForwardSpec, K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv
@@ -60,7 +60,11 @@ const program = Effect.gen(function*() {
     return
   }
   const result = yield* tryConnect(external, port.local)
-  yield* Effect.log(`${external}:${port.local}: ${result === "connected" ? "connected (NOT localhost-only!)" : `not listening (${result})`}`)
+  yield* Effect.log(
+    `${external}:${port.local}: ${
+      result === "connected" ? "connected (NOT localhost-only!)" : `not listening (${result})`
+    }`
+  )
   if (result === "connected") return yield* Effect.die(`the forward is reachable on ${external}`)
 }).pipe(Effect.scoped, Effect.provide([ForwardLive, FetchHttpClient.layer]))
 

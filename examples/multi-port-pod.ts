@@ -16,9 +16,9 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { PortForward } from "@kube-forward/core"
 import { Config, Effect, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
-import { PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv

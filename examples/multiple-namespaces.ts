@@ -15,9 +15,9 @@
  * `Kubectl.layerFromEnv`); `NAMESPACES` (default `default,staging`).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { K8s, PortForward } from "@kube-forward/core"
 import { Config, Effect, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
-import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv

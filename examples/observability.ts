@@ -22,11 +22,11 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { PortForward } from "@kube-forward/core"
 import { Config, Effect, Layer } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import * as Http from "node:http"
-import { PortForward } from "@kube-forward/core"
 
 /** `/metrics` in Prometheus' text format, on a port of loopback the OS chooses. */
 const MetricsEndpoint = HttpRouter.serve(PrometheusMetrics.layerHttp(), { disableLogger: true, disableListenLog: true })

@@ -31,9 +31,9 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `RETRY_POD` (default `warming-up`).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { PortForward, Retry } from "@kube-forward/core"
 import { Config, Duration, Effect, Ref, Schedule } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
-import { PortForward, Retry } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv
@@ -51,7 +51,9 @@ const program = Effect.gen(function*() {
     Retry.transient(Schedule.spaced("200 millis").pipe(Schedule.upTo({ times: 10 }))),
     Effect.flip
   )
-  yield* Effect.log(`pod/no-such-pod: ${notFound._tag} after ${yield* Ref.get(attempts)} attempt(s) (permanent, not retried)`)
+  yield* Effect.log(
+    `pod/no-such-pod: ${notFound._tag} after ${yield* Ref.get(attempts)} attempt(s) (permanent, not retried)`
+  )
 
   // 2. transient errors (a pod that is not Running yet) are retried on the spec's schedule
   const retry = Retry.policy({ base: "200 millis", maxDelay: "1 second", times: 60, within: "30 seconds" }).pipe(

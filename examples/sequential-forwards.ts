@@ -17,9 +17,9 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { K8s, PortForward } from "@kube-forward/core"
 import { Config, Effect } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
-import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv
@@ -37,10 +37,14 @@ const program = Effect.gen(function*() {
     ))
 
   // then test all of them
-  const results = yield* Effect.forEach(forwards, (fwd) =>
-    HttpClient.get(`http://127.0.0.1:${fwd.localPort}/health`).pipe(
-      Effect.map((response) => ({ target: fwd.target, ok: response.status === 200, status: response.status }))
-    ), { concurrency: "unbounded" })
+  const results = yield* Effect.forEach(
+    forwards,
+    (fwd) =>
+      HttpClient.get(`http://127.0.0.1:${fwd.localPort}/health`).pipe(
+        Effect.map((response) => ({ target: fwd.target, ok: response.status === 200, status: response.status }))
+      ),
+    { concurrency: "unbounded" }
+  )
   for (const r of results) yield* Effect.log(`${r.target}: GET /health -> ${r.status}`)
 
   const healthy = results.filter((r) => r.ok).length

@@ -15,10 +15,10 @@
  * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `ACCESS_LIMIT` (default `2 seconds`).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { K8s, PortForward } from "@kube-forward/core"
 import { Config, Duration, Effect, Option, Ref, Schedule } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
 import * as Net from "node:net"
-import { K8s, PortForward } from "@kube-forward/core"
 
 /** kubectl configured from the environment, and dynamic ports chosen by the OS. */
 const ForwardLive = PortForward.layerFromEnv
@@ -56,7 +56,9 @@ const program = Effect.gen(function*() {
 
   const port = yield* Effect.fromOption(yield* Ref.get(granted))
   const result = yield* tryConnect(port)
-  yield* Effect.log(`connecting to 127.0.0.1:${port} now: ${result === "ECONNREFUSED" ? "refused (ECONNREFUSED)" : result}`)
+  yield* Effect.log(
+    `connecting to 127.0.0.1:${port} now: ${result === "ECONNREFUSED" ? "refused (ECONNREFUSED)" : result}`
+  )
   if (result === "connected") return yield* Effect.die("the port still accepts connections")
 }).pipe(Effect.provide([ForwardLive, FetchHttpClient.layer]))
 

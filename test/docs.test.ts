@@ -11,7 +11,8 @@ const sources = (pkg: string): Array<string> =>
     .filter((f) => f.endsWith(".ts") && !f.startsWith(`internal${Path.sep}`) && !f.startsWith("internal/"))
     .map((f) => Path.join(root, "packages", pkg, "src", f))
 
-const EXPORT = /^export\s+(?:declare\s+)?(?:const|let|function|class|interface|type|namespace|\*\s+as)\s+([A-Za-z0-9_$]+)/
+const EXPORT =
+  /^export\s+(?:declare\s+)?(?:const|let|function|class|interface|type|namespace|\*\s+as)\s+([A-Za-z0-9_$]+)/
 
 /** The exported names of `file` that have no JSDoc block right above them. */
 const undocumented = (file: string): Array<string> => {

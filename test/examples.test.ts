@@ -15,11 +15,11 @@
  * Not run here: `fixture.ts` (data) and `*.test.ts` (vitest runs those, project "examples").
  */
 import { assert, layer } from "@effect/vitest"
+import { Child, FakeCluster, Processes } from "@kube-forward/testkit"
 import { Context, Duration, Effect, Layer, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Child, FakeCluster, Processes } from "@kube-forward/testkit"
 import { options } from "../examples/fixture.ts"
 import { defaultKubectl } from "./support/index.ts"
 
@@ -58,7 +58,9 @@ interface Expectation {
   /** Reactions to its output: when a line matches, `then` runs (once). */
   readonly on?: ReadonlyArray<{
     readonly line: RegExp
-    readonly then: (ctx: { readonly child: Child.Child; readonly cluster: FakeCluster.FakeCluster }) => Effect.Effect<void>
+    readonly then: (
+      ctx: { readonly child: Child.Child; readonly cluster: FakeCluster.FakeCluster }
+    ) => Effect.Effect<void>
   }>
   /** Runs without the shared cluster in its environment (it brings its own). */
   readonly standalone?: boolean
@@ -74,10 +76,18 @@ const expectations: Record<string, Expectation> = {
     ]
   },
   "cleanup-on-failure.ts": {
-    output: [/the work failed: ReportFailed/, /after the failure: status=Closed, isOpen=false/, /local port \d+ bindable again: true/]
+    output: [
+      /the work failed: ReportFailed/,
+      /after the failure: status=Closed, isOpen=false/,
+      /local port \d+ bindable again: true/
+    ]
   },
   "concurrent-forwards.ts": {
-    output: [/opened 3 forwards concurrently/, /pod\/worker-2: whoami says "worker-2"/, /all 3 forwards reached their own pod/]
+    output: [
+      /opened 3 forwards concurrently/,
+      /pod\/worker-2: whoami says "worker-2"/,
+      /all 3 forwards reached their own pod/
+    ]
   },
   "connection-status.ts": {
     output: [
@@ -129,7 +139,12 @@ const expectations: Record<string, Expectation> = {
     ]
   },
   "dynamic-local-port.ts": {
-    output: [/the OS chose local port \d+ for pod\/web-app:80/, /GET \/health -> 200/, /named port "http" is container port 80/, /GET \/items -> 200/]
+    output: [
+      /the OS chose local port \d+ for pod\/web-app:80/,
+      /GET \/health -> 200/,
+      /named port "http" is container port 80/,
+      /GET \/items -> 200/
+    ]
   },
   "error-handling.ts": {
     output: [
@@ -141,7 +156,11 @@ const expectations: Record<string, Expectation> = {
     ]
   },
   "fixed-local-port.ts": {
-    output: [/forwarding 127\.0\.0\.1:18080 -> pod\/web-app:80/, /GET \/health -> 200 \{"status":"ok"\}/, /forward closed/]
+    output: [
+      /forwarding 127\.0\.0\.1:18080 -> pod\/web-app:80/,
+      /GET \/health -> 200 \{"status":"ok"\}/,
+      /forward closed/
+    ]
   },
   "localhost-binding.ts": {
     output: [
@@ -160,7 +179,10 @@ const expectations: Record<string, Expectation> = {
     ]
   },
   "multiple-namespaces.ts": {
-    output: [/namespace default: .* answers "web-app \(default\)"/, /namespace staging: .* answers "web-app \(staging\)"/]
+    output: [
+      /namespace default: .* answers "web-app \(default\)"/,
+      /namespace staging: .* answers "web-app \(staging\)"/
+    ]
   },
   "observability.ts": {
     output: [
@@ -203,9 +225,19 @@ interface Finished {
 }
 
 /** Runs one example to its end, reacting to its output; the process is killed if this is interrupted. */
-const runExample = (file: string, env: Child.Options["env"], expectation: Expectation, cluster: FakeCluster.FakeCluster) =>
+const runExample = (
+  file: string,
+  env: Child.Options["env"],
+  expectation: Expectation,
+  cluster: FakeCluster.FakeCluster
+) =>
   Effect.gen(function*() {
-    const child = yield* Child.spawn(process.execPath, ["--conditions=source", "--import", exitCheck, Path.join("examples", file)], {
+    const child = yield* Child.spawn(process.execPath, [
+      "--conditions=source",
+      "--import",
+      exitCheck,
+      Path.join("examples", file)
+    ], {
       cwd: root,
       env
     })

@@ -11,9 +11,9 @@
  * scenario ends with `leakFree`: no kubectl left, every local port it listened on free.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Effect, Fiber, Schedule, Stream } from "effect"
 import { PortForward } from "@kube-forward/core"
 import { Backend, KubectlBinaries, Processes } from "@kube-forward/testkit"
+import { Effect, Fiber, Schedule, Stream } from "effect"
 import { Cluster, clusterLayer, freePort, leakFree, roundTrip } from "./support/index.ts"
 
 /** Every kubectl found, one per minor version, at collection time. */
@@ -36,7 +36,10 @@ const options = {
     echo("restart-me"),
     echo("pending", "Pending"),
     // nothing listens on port 1: the pod refuses the connection, as a dead container does
-    { name: "refuser", containers: [{ name: "c", ports: [{ containerPort: 7000, backend: Backend.address("127.0.0.1", 1) }] }] }
+    {
+      name: "refuser",
+      containers: [{ name: "c", ports: [{ containerPort: 7000, backend: Backend.address("127.0.0.1", 1) }] }]
+    }
   ]
 }
 
@@ -67,91 +70,102 @@ describe("the library on each kubectl", { concurrent: true }, () => {
     }
     const label = `kubectl ${binary.version} (${binary.gitVersion}, ${binary.source})`
 
-    layer(clusterLayer(options, binary.path), { concurrent: true, excludeTestServices: true, timeout: 60_000 })(label, (it) => {
-      it.effect("ready on a fixed local port; bytes reach the pod", () =>
-        leakFree(Effect.gen(function*() {
-          const port = yield* freePort
-          const fwd = yield* PortForward.make({ target: "pod/web", ports: [{ local: port, remote: 7000 }] })
-          assert.strictEqual(fwd.localPort, port)
-          assert.strictEqual((yield* roundTrip(port, "fixed")).toString(), "fixed")
-        })), inOrder)
+    layer(clusterLayer(options, binary.path), { concurrent: true, excludeTestServices: true, timeout: 60_000 })(
+      label,
+      (it) => {
+        it.effect("ready on a fixed local port; bytes reach the pod", () =>
+          leakFree(Effect.gen(function*() {
+            const port = yield* freePort
+            const fwd = yield* PortForward.make({ target: "pod/web", ports: [{ local: port, remote: 7000 }] })
+            assert.strictEqual(fwd.localPort, port)
+            assert.strictEqual((yield* roundTrip(port, "fixed")).toString(), "fixed")
+          })), inOrder)
 
-      it.effect("ready on a dynamic local port; bytes reach the pod", () =>
-        leakFree(Effect.gen(function*() {
-          const t = yield* Cluster
-          const fwd = yield* PortForward.make({ target: "pod/web", ports: [7000] })
-          assert.isFalse(yield* Processes.canBind(fwd.localPort), "kubectl listens on the port it reported")
-          const before = (yield* t.cluster.counters).bytesToPod
-          assert.strictEqual((yield* roundTrip(fwd.localPort, "dynamic")).toString(), "dynamic")
-          assert.strictEqual((yield* t.cluster.counters).bytesToPod - before, "dynamic".length)
-        })), inOrder)
+        it.effect("ready on a dynamic local port; bytes reach the pod", () =>
+          leakFree(Effect.gen(function*() {
+            const t = yield* Cluster
+            const fwd = yield* PortForward.make({ target: "pod/web", ports: [7000] })
+            assert.isFalse(yield* Processes.canBind(fwd.localPort), "kubectl listens on the port it reported")
+            const before = (yield* t.cluster.counters).bytesToPod
+            assert.strictEqual((yield* roundTrip(fwd.localPort, "dynamic")).toString(), "dynamic")
+            assert.strictEqual((yield* t.cluster.counters).bytesToPod - before, "dynamic".length)
+          })), inOrder)
 
-      it.effect("PodNotFound", () =>
-        leakFree(Effect.gen(function*() {
-          const error = yield* PortForward.make({ target: "pod/nope", ports: [7000] }).pipe(Effect.flip)
-          assert.strictEqual(error._tag, "PodNotFound", error.message)
-          assert.include(error.message, `pods "nope" not found`)
-        })), inOrder)
+        it.effect("PodNotFound", () =>
+          leakFree(Effect.gen(function*() {
+            const error = yield* PortForward.make({ target: "pod/nope", ports: [7000] }).pipe(Effect.flip)
+            assert.strictEqual(error._tag, "PodNotFound", error.message)
+            assert.include(error.message, `pods "nope" not found`)
+          })), inOrder)
 
-      it.effect("PodNotRunning, with the phase", () =>
-        leakFree(Effect.gen(function*() {
-          const error = yield* PortForward.make({ target: "pod/pending", ports: [7000] }).pipe(Effect.flip)
-          assert.isTrue(error._tag === "PodNotRunning" && error.phase === "Pending", error.message)
-        })), inOrder)
+        it.effect("PodNotRunning, with the phase", () =>
+          leakFree(Effect.gen(function*() {
+            const error = yield* PortForward.make({ target: "pod/pending", ports: [7000] }).pipe(Effect.flip)
+            assert.isTrue(error._tag === "PodNotRunning" && error.phase === "Pending", error.message)
+          })), inOrder)
 
-      it.effect("RemoteRefused when the pod refuses the port", () =>
-        leakFree(Effect.gen(function*() {
-          const error = yield* PortForward.make({ target: "pod/refuser", ports: [7000] }).pipe(Effect.flip)
-          assert.strictEqual(error._tag, "RemoteRefused", error.message)
-          assert.include(error.message, "connection refused")
-        })), inOrder)
+        it.effect("RemoteRefused when the pod refuses the port", () =>
+          leakFree(Effect.gen(function*() {
+            const error = yield* PortForward.make({ target: "pod/refuser", ports: [7000] }).pipe(Effect.flip)
+            assert.strictEqual(error._tag, "RemoteRefused", error.message)
+            assert.include(error.message, "connection refused")
+          })), inOrder)
 
-      it.effect("Timeout when the upgrade is never answered", () =>
-        leakFree(Effect.gen(function*() {
-          const t = yield* Cluster
-          yield* t.cluster.setUpgradeFault({ _tag: "Hang" })
-          const error = yield* PortForward.make({ target: "pod/web", ports: [7000], readyTimeout: "1 second" }).pipe(
-            Effect.flip,
-            Effect.ensuring(t.cluster.setUpgradeFault(undefined))
-          )
-          assert.isTrue(error._tag === "Timeout" && error.stage === "ready", error.message)
-        })), inOrder)
+        it.effect("Timeout when the upgrade is never answered", () =>
+          leakFree(Effect.gen(function*() {
+            const t = yield* Cluster
+            yield* t.cluster.setUpgradeFault({ _tag: "Hang" })
+            const error = yield* PortForward.make({ target: "pod/web", ports: [7000], readyTimeout: "1 second" }).pipe(
+              Effect.flip,
+              Effect.ensuring(t.cluster.setUpgradeFault(undefined))
+            )
+            assert.isTrue(error._tag === "Timeout" && error.stage === "ready", error.message)
+          })), inOrder)
 
-      it.effect("ForwardLost when the pod restarts; with reconnect, back on the same local port", () =>
-        leakFree(Effect.gen(function*() {
-          const t = yield* Cluster
-          const plain = yield* PortForward.make({ target: "pod/restart-me", ports: [7000] })
-          const healing = yield* PortForward.make({ target: "pod/restart-me", ports: [7000], reconnect })
-          const states = yield* healing.status.pipe(
-            Stream.map((s) => s._tag),
-            Stream.changes,
-            Stream.take(3),
-            Stream.runCollect,
-            Effect.forkChild({ startImmediately: true })
-          )
-          yield* t.cluster.restartPod("default", "restart-me", { downFor: "200 millis" })
-          const lost = yield* Effect.flip(plain.awaitClosed)
-          assert.strictEqual(lost._tag, "ForwardLost")
-          assert.include(lost.reason, "lost connection to pod")
-          assert.isFalse(yield* plain.isOpen)
-          assert.deepStrictEqual(yield* Fiber.join(states), ["Ready", "Reconnecting", "Ready"])
-          assert.strictEqual((yield* roundTrip(healing.localPort, "again")).toString(), "again")
-          assert.strictEqual(t.leftovers().length, 1, "only the reconnected kubectl runs")
-        })), inOrder)
+        it.effect(
+          "ForwardLost when the pod restarts; with reconnect, back on the same local port",
+          () =>
+            leakFree(Effect.gen(function*() {
+              const t = yield* Cluster
+              const plain = yield* PortForward.make({ target: "pod/restart-me", ports: [7000] })
+              const healing = yield* PortForward.make({ target: "pod/restart-me", ports: [7000], reconnect })
+              const states = yield* healing.status.pipe(
+                Stream.map((s) => s._tag),
+                Stream.changes,
+                Stream.take(3),
+                Stream.runCollect,
+                Effect.forkChild({ startImmediately: true })
+              )
+              yield* t.cluster.restartPod("default", "restart-me", { downFor: "200 millis" })
+              const lost = yield* Effect.flip(plain.awaitClosed)
+              assert.strictEqual(lost._tag, "ForwardLost")
+              assert.include(lost.reason, "lost connection to pod")
+              assert.isFalse(yield* plain.isOpen)
+              assert.deepStrictEqual(yield* Fiber.join(states), ["Ready", "Reconnecting", "Ready"])
+              assert.strictEqual((yield* roundTrip(healing.localPort, "again")).toString(), "again")
+              assert.strictEqual(t.leftovers().length, 1, "only the reconnected kubectl runs")
+            })),
+          inOrder
+        )
 
-      it.effect("close leaves nothing: kubectl's process group gone, the port free", () =>
-        leakFree(Effect.gen(function*() {
-          const t = yield* Cluster
-          const fwd = yield* PortForward.make({ target: "pod/web", ports: [7000] })
-          const [kubectl] = t.leftovers()
-          assert.isDefined(kubectl)
-          yield* fwd.close
-          assert.isFalse(Processes.isAlive(kubectl.pid))
-          assert.deepStrictEqual(Processes.group(kubectl.pgid), [])
-          assert.deepStrictEqual(t.leftovers(), [])
-          assert.isTrue(yield* Processes.canBind(fwd.localPort))
-          assert.strictEqual((yield* fwd.currentStatus)._tag, "Closed")
-        })), inOrder)
-    })
+        it.effect(
+          "close leaves nothing: kubectl's process group gone, the port free",
+          () =>
+            leakFree(Effect.gen(function*() {
+              const t = yield* Cluster
+              const fwd = yield* PortForward.make({ target: "pod/web", ports: [7000] })
+              const [kubectl] = t.leftovers()
+              assert.isDefined(kubectl)
+              yield* fwd.close
+              assert.isFalse(Processes.isAlive(kubectl.pid))
+              assert.deepStrictEqual(Processes.group(kubectl.pgid), [])
+              assert.deepStrictEqual(t.leftovers(), [])
+              assert.isTrue(yield* Processes.canBind(fwd.localPort))
+              assert.strictEqual((yield* fwd.currentStatus)._tag, "Closed")
+            })),
+          inOrder
+        )
+      }
+    )
   }
 })

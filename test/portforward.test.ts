@@ -4,10 +4,19 @@
  * kubectl listened on can be bound again (`leakFree`).
  */
 import { assert, layer } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { K8s, PortAllocator, PortForward } from "@kube-forward/core"
 import { Backend, Processes } from "@kube-forward/testkit"
-import { Cluster, clusterLayer, freePort, httpGet, leakFree, listeningAddresses, occupy, roundTrip } from "./support/index.ts"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
+import {
+  Cluster,
+  clusterLayer,
+  freePort,
+  httpGet,
+  leakFree,
+  listeningAddresses,
+  occupy,
+  roundTrip
+} from "./support/index.ts"
 
 const closedPort = 1 // nothing listens on port 1: a backend there refuses like a dead container
 
@@ -34,14 +43,25 @@ const Env = clusterLayer({
       name: `echo-${n}`,
       containers: [{ name: "echo", ports: [{ containerPort: 7000, backend: Backend.echo() }] }]
     })),
-    { name: "pending", phase: "Pending", containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.echo() }] }] },
-    { name: "refuser", containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.address("127.0.0.1", closedPort) }] }] },
+    {
+      name: "pending",
+      phase: "Pending",
+      containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.echo() }] }]
+    },
+    {
+      name: "refuser",
+      containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.address("127.0.0.1", closedPort) }] }]
+    },
     {
       name: "api-7d9f8",
       labels: { app: "api" },
       containers: [{ name: "api", ports: [{ name: "http", containerPort: 8080, backend: Backend.http() }] }]
     },
-    { name: "web", namespace: "staging", containers: [{ name: "web", ports: [{ containerPort: 80, backend: Backend.echo() }] }] }
+    {
+      name: "web",
+      namespace: "staging",
+      containers: [{ name: "web", ports: [{ containerPort: 80, backend: Backend.echo() }] }]
+    }
   ],
   services: [{ name: "api", selector: { app: "api" }, ports: [{ name: "http", port: 80, targetPort: "http" }] }],
   deployments: [{ name: "api", selector: { app: "api" } }],
@@ -172,7 +192,9 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("PortForward against 
       const port = yield* freePort
       yield* occupy(port)
       const spawns = t.spawns()
-      const error = yield* PortForward.make({ target: "pod/web", ports: [{ local: port, remote: 80 }] }).pipe(Effect.flip)
+      const error = yield* PortForward.make({ target: "pod/web", ports: [{ local: port, remote: 80 }] }).pipe(
+        Effect.flip
+      )
       assert.isTrue(error._tag === "PortInUse" && error.port === port && error.address === "127.0.0.1")
       assert.strictEqual(error.message, `local port ${port} on 127.0.0.1 is already in use`)
       assert.strictEqual(t.spawns(), spawns, "no kubectl was started")
@@ -183,7 +205,10 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("PortForward against 
       const port = yield* freePort
       yield* occupy(port)
       const error = yield* PortForward.make({ target: "pod/web", ports: [{ local: port, remote: 80 }] }).pipe(
-        Effect.provide(Layer.succeed(PortAllocator.PortAllocator, PortAllocator.make({ allocate: () => Effect.succeed(0), isFree: () => Effect.succeed(true) }))),
+        Effect.provide(Layer.succeed(
+          PortAllocator.PortAllocator,
+          PortAllocator.make({ allocate: () => Effect.succeed(0), isFree: () => Effect.succeed(true) })
+        )),
         Effect.flip
       )
       assert.isTrue(error._tag === "PortInUse" && error.port === port, `got ${error._tag}: ${error.message}`)

@@ -4,11 +4,11 @@
  * stop, many connections at once, and a table of bad input. Real kubectl, the fake cluster.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
+import { type ForwardSpec, Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
+import { Backend, Child, Processes } from "@kube-forward/testkit"
 import { Duration, Effect, Exit, Fiber, Layer, Random, Schedule, Scope, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as Path from "node:path"
-import { type ForwardSpec, Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
-import { Backend, Child, Processes } from "@kube-forward/testkit"
 import {
   Cluster,
   clusterLayer,
@@ -16,8 +16,8 @@ import {
   kubectlWrapper,
   leakFree,
   roundTrip,
-  testCluster,
-  type TestCluster
+  type TestCluster,
+  testCluster
 } from "./support/index.ts"
 
 const echoPod = (name: string, namespace = "default") => ({
@@ -151,7 +151,9 @@ layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and ho
       const t = yield* Cluster
       const plain = yield* PortForward.make({ target: "pod/drop-me", ports: [7000] })
       const healing = yield* PortForward.make({ target: "pod/drop-me", ports: [7000], reconnect })
-      const reconnecting = yield* awaitStatus(healing, "Reconnecting").pipe(Effect.forkChild({ startImmediately: true }))
+      const reconnecting = yield* awaitStatus(healing, "Reconnecting").pipe(
+        Effect.forkChild({ startImmediately: true })
+      )
       yield* t.cluster.dropSessions
       const lost = yield* Effect.flip(plain.awaitClosed)
       assert.strictEqual(lost._tag, "ForwardLost")
@@ -184,26 +186,30 @@ layer(Env, { timeout: 120_000, excludeTestServices: true })("reconnection and ho
     })))
 
   it.effect("keepalive notices a forward that no longer carries bytes, and reconnect recovers it", () =>
-    leakFree(Effect.gen(function*() {
-      const keepalive = { interval: "200 millis", timeout: "500 millis" } as const
-      const plain = yield* PortForward.make({ target: "pod/flaky", ports: [7000], keepalive })
-      const healing = yield* PortForward.make({
-        target: "pod/flaky",
-        ports: [7000],
-        keepalive,
-        reconnect,
-        readyTimeout: "2 seconds"
-      })
-      const reconnecting = yield* awaitStatus(healing, "Reconnecting").pipe(Effect.forkChild({ startImmediately: true }))
-      blackhole = true
-      const lost = yield* Effect.flip(plain.awaitClosed)
-      assert.include(lost.reason, "keepalive probe failed")
-      assert.isFalse(yield* plain.isOpen)
-      yield* Fiber.join(reconnecting)
-      blackhole = false
-      yield* PortForward.awaitOpen(healing)
-      assert.strictEqual((yield* roundTrip(healing.localPort, "alive")).toString(), "alive")
-    }).pipe(Effect.ensuring(Effect.sync(() => (blackhole = false))))))
+    leakFree(
+      Effect.gen(function*() {
+        const keepalive = { interval: "200 millis", timeout: "500 millis" } as const
+        const plain = yield* PortForward.make({ target: "pod/flaky", ports: [7000], keepalive })
+        const healing = yield* PortForward.make({
+          target: "pod/flaky",
+          ports: [7000],
+          keepalive,
+          reconnect,
+          readyTimeout: "2 seconds"
+        })
+        const reconnecting = yield* awaitStatus(healing, "Reconnecting").pipe(
+          Effect.forkChild({ startImmediately: true })
+        )
+        blackhole = true
+        const lost = yield* Effect.flip(plain.awaitClosed)
+        assert.include(lost.reason, "keepalive probe failed")
+        assert.isFalse(yield* plain.isOpen)
+        yield* Fiber.join(reconnecting)
+        blackhole = false
+        yield* PortForward.awaitOpen(healing)
+        assert.strictEqual((yield* roundTrip(healing.localPort, "alive")).toString(), "alive")
+      }).pipe(Effect.ensuring(Effect.sync(() => (blackhole = false))))
+    ))
 
   it.effect("isOpen turns false as soon as kubectl's exit is seen", () =>
     leakFree(Effect.gen(function*() {
@@ -265,7 +271,9 @@ layer(Env, { timeout: 180_000, excludeTestServices: true })("no leaks, ever", (i
       assert.deepStrictEqual(stillBound, [], "every port of the range can be bound again")
       assert.isTrue([...used].every((p) => p >= range.from && p <= range.to), "the forwards used the range")
       console.log(
-        `interruption storm: 200 trials interrupted within ${window} ms (8 starts took ${Duration.format(startup)}), ${ready} reached ready before the interrupt, ${used.size} ports of the range used, 0 leftovers, 0 ports still bound`
+        `interruption storm: 200 trials interrupted within ${window} ms (8 starts took ${
+          Duration.format(startup)
+        }), ${ready} reached ready before the interrupt, ${used.size} ports of the range used, 0 leftovers, 0 ports still bound`
       )
       assert.isAbove(ready, 0, "some trials got past ready (the storm hits every stage)")
       assert.isBelow(ready, 200, "some trials were interrupted before ready")
@@ -472,4 +480,3 @@ describe("bad input", () => {
       assert.deepStrictEqual(Processes.portForwards("kf-bad-input-marker"), [])
     }))
 })
-

@@ -3,12 +3,12 @@
  * returns when that contender itself says the forward is usable; whether bytes reached the pod by
  * then is `verifies`. Marks are absolute `performance.now()` times of phases, for the analysis.
  */
+import { Kubectl, PortForward } from "@kube-forward/core"
+import { KubeConfig, PortForward as ClientNodePortForward } from "@kubernetes/client-node"
+import { KubernetesAdapter } from "@xec-sh/core"
+import { Effect, Exit, Layer, ManagedRuntime, Scope, Stream } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Net from "node:net"
-import { Effect, Exit, Layer, ManagedRuntime, Scope, Stream } from "effect"
-import { Kubectl, PortForward } from "@kube-forward/core"
-import { KubernetesAdapter } from "@xec-sh/core"
-import { KubeConfig, PortForward as ClientNodePortForward } from "@kubernetes/client-node"
 
 export interface Settings {
   readonly kubectl: string
@@ -159,11 +159,19 @@ export interface KubeForwardContender extends Contender {
   /** Argument arrays kubectl was spawned with (instrumented variant only). */
   readonly spawnedArgs: Array<ReadonlyArray<string>>
   /** Opens `n` forwards at once in one scope (the idiomatic way); returns their ports and a close. */
-  readonly openMany: (target: Target, n: number, strategy: "sequential" | "parallel") => Promise<{ readonly ports: ReadonlyArray<number>; readonly close: () => Promise<void> }>
+  readonly openMany: (
+    target: Target,
+    n: number,
+    strategy: "sequential" | "parallel"
+  ) => Promise<{ readonly ports: ReadonlyArray<number>; readonly close: () => Promise<void> }>
 }
 
 export const kubeForward = (id: string, label: string, s: Settings, instrument: boolean): KubeForwardContender => {
-  const options: Kubectl.Options = { binary: s.kubectl, kubeconfig: s.kubeconfigPath, env: { KUBECACHEDIR: s.cacheDir } }
+  const options: Kubectl.Options = {
+    binary: s.kubectl,
+    kubeconfig: s.kubeconfigPath,
+    env: { KUBECACHEDIR: s.cacheDir }
+  }
   const recorder = { current: {} as Record<string, number>, args: [] as Array<ReadonlyArray<string>> }
   const layer = instrument
     ? PortForward.layerWith(instrumentedKubectl(options, recorder))

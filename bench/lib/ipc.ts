@@ -30,7 +30,11 @@ export interface Helper {
 }
 
 /** Forks `script` (TypeScript, run by this Node) and waits for its hello. */
-export const startHelper = (script: string, args: ReadonlyArray<string>, execArgv: ReadonlyArray<string>): Promise<Helper> =>
+export const startHelper = (
+  script: string,
+  args: ReadonlyArray<string>,
+  execArgv: ReadonlyArray<string>
+): Promise<Helper> =>
   new Promise((resolve, reject) => {
     const child = fork(script, [...args], { execArgv: [...execArgv], stdio: ["ignore", "inherit", "inherit", "ipc"] })
     let next = 1
@@ -120,12 +124,21 @@ export const serve = (
   process.on("message", (message: Request) => {
     if (message.op === "shutdown") return void shutdown()
     const handler = handlers[message.op]
-    if (handler === undefined) return send({ id: message.id, ok: false, error: `unknown op ${message.op}` } satisfies Response)
+    if (handler === undefined) {
+      return send({ id: message.id, ok: false, error: `unknown op ${message.op}` } satisfies Response)
+    }
     Promise.resolve()
       .then(() => handler(message.args as never))
       .then(
         (value) => send({ id: message.id, ok: true, value } satisfies Response),
-        (error: unknown) => send({ id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) } satisfies Response)
+        (error: unknown) =>
+          send(
+            {
+              id: message.id,
+              ok: false,
+              error: error instanceof Error ? error.message : String(error)
+            } satisfies Response
+          )
       )
   })
   send({ hello })

@@ -1,7 +1,7 @@
 /** Processes and ports: /proc readings, `ps` leak checks, bindability polls. */
+import { Processes } from "@kube-forward/testkit"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
-import { Processes } from "@kube-forward/testkit"
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -19,7 +19,9 @@ export const memoryOf = (pid: number): { readonly rssKiB: number; readonly hwmKi
 }
 
 /** Memory of a process and all its descendants (a kubectl that is a wrapper counts with its child). */
-export const treeMemory = (pid: number): { readonly rssKiB: number; readonly hwmKiB: number; readonly processes: number } => {
+export const treeMemory = (
+  pid: number
+): { readonly rssKiB: number; readonly hwmKiB: number; readonly processes: number } => {
   let rssKiB = 0
   let hwmKiB = 0
   let processes = 0

@@ -116,7 +116,11 @@ export interface Results {
     readonly memoryN: number
     readonly scaleN: number
   }
-  readonly argvCheck: { readonly kubeForward: ReadonlyArray<string>; readonly raw: ReadonlyArray<string>; readonly same: boolean }
+  readonly argvCheck: {
+    readonly kubeForward: ReadonlyArray<string>
+    readonly raw: ReadonlyArray<string>
+    readonly same: boolean
+  }
   readonly contenders: ReadonlyArray<{ readonly id: string; readonly label: string; readonly verifies: boolean }>
   readonly ready: ReadonlyArray<ReadyRun>
   /** The first warm-up round: each contender's first forward in this process (one sample each). */

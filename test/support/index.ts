@@ -5,12 +5,12 @@
  * TCP/HTTP clients.
  */
 import { assert } from "@effect/vitest"
+import { type Forwarder, Kubectl, type PortAllocator, PortForward } from "@kube-forward/core"
+import { FakeCluster, Processes } from "@kube-forward/testkit"
 import { Context, Effect, Layer, type Scope, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { type Forwarder, Kubectl, type PortAllocator, PortForward } from "@kube-forward/core"
-import { FakeCluster, Processes } from "@kube-forward/testkit"
 
 /** The kubectl the suites run: `KUBE_FORWARD_TEST_KUBECTL` or the `kubectl` on PATH. */
 export const defaultKubectl = process.env.KUBE_FORWARD_TEST_KUBECTL ?? "kubectl"
@@ -47,7 +47,11 @@ const FORWARDING = /^Forwarding from (?:\[([^\]]+)\]|([^\s:]+)):(\d+) -> /
  */
 const observed = (
   real: Layer.Layer<Kubectl.Kubectl>
-): { readonly layer: Layer.Layer<Kubectl.Kubectl>; readonly spawns: () => number; readonly listeners: Array<Listener> } => {
+): {
+  readonly layer: Layer.Layer<Kubectl.Kubectl>
+  readonly spawns: () => number
+  readonly listeners: Array<Listener>
+} => {
   let spawns = 0
   const listeners: Array<Listener> = []
   const note = (line: Kubectl.OutputLine) =>
@@ -151,7 +155,11 @@ export const occupy = (port: number, host = "127.0.0.1"): Effect.Effect<void, ne
   ).pipe(Effect.asVoid)
 
 /** Sends `payload` to `host:port`, half-closes, and returns everything that came back. */
-export const roundTrip = (port: number, payload: Uint8Array | string, host = "127.0.0.1"): Effect.Effect<Buffer, Error> =>
+export const roundTrip = (
+  port: number,
+  payload: Uint8Array | string,
+  host = "127.0.0.1"
+): Effect.Effect<Buffer, Error> =>
   Effect.callback<Buffer, Error>((resume) => {
     const chunks: Array<Buffer> = []
     const socket = Net.connect({ host, port }, () => {
@@ -177,7 +185,10 @@ export class Cluster extends Context.Service<Cluster, TestCluster>()("test/suppo
 export const clusterLayer = (
   options: FakeCluster.Options,
   binary?: string
-): Layer.Layer<Cluster | Forwarder.Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator, FakeCluster.FakeClusterError> =>
+): Layer.Layer<
+  Cluster | Forwarder.Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator,
+  FakeCluster.FakeClusterError
+> =>
   Layer.unwrap(
     testCluster(options, binary).pipe(Effect.map((t) => Layer.mergeAll(t.layer, Layer.succeed(Cluster, t))))
   )
@@ -187,7 +198,9 @@ export const clusterLayer = (
  * suite's cluster is alive, and every local listener its kubectl processes reported can be
  * bound again.
  */
-export const leakFree = <A, E, R>(body: Effect.Effect<A, E, R>): Effect.Effect<A, E, Cluster | Exclude<R, Scope.Scope>> =>
+export const leakFree = <A, E, R>(
+  body: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, Cluster | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const t = yield* Cluster
     const before = t.listeners().length

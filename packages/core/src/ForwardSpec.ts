@@ -8,8 +8,8 @@
  *
  * @since 0.1.0
  */
-import * as Net from "node:net"
 import { Duration, Effect, Option, Schedule, Schema, SchemaGetter, SchemaIssue } from "effect"
+import * as Net from "node:net"
 import { InvalidSpec, type PortForwardError } from "./PortForwardError.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -19,6 +19,8 @@ import { InvalidSpec, type PortForwardError } from "./PortForwardError.ts"
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 const IANA_SVC_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/
+// the point of this pattern is to find control characters in a value
+// oxlint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
 
 const describe = (value: string): string => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
@@ -29,7 +31,9 @@ const objectNameIssue = (name: string): string | undefined => {
   if (name.startsWith("-")) return `${describe(name)} must not start with "-"`
   if (name.length > 253) return `must be at most 253 characters (got ${name.length})`
   if (!DNS1123_SUBDOMAIN.test(name)) {
-    return `${describe(name)} is not a valid Kubernetes name (lowercase letters, digits, "-" and ".", starting and ending with a letter or digit)`
+    return `${
+      describe(name)
+    } is not a valid Kubernetes name (lowercase letters, digits, "-" and ".", starting and ending with a letter or digit)`
   }
   return undefined
 }
@@ -40,7 +44,9 @@ const namespaceIssue = (name: string): string | undefined => {
   if (name.startsWith("-")) return `${describe(name)} must not start with "-"`
   if (name.length > 63) return `must be at most 63 characters (got ${name.length})`
   if (!DNS1123_LABEL.test(name)) {
-    return `${describe(name)} is not a valid namespace (lowercase letters, digits and "-", starting and ending with a letter or digit)`
+    return `${
+      describe(name)
+    } is not a valid namespace (lowercase letters, digits and "-", starting and ending with a letter or digit)`
   }
   return undefined
 }
@@ -51,7 +57,9 @@ const portNameIssue = (name: string): string | undefined => {
   if (name.startsWith("-")) return `${describe(name)} must not start with "-"`
   if (name.length > 15) return `a port name must be at most 15 characters (got ${name.length})`
   if (!IANA_SVC_NAME.test(name) || name.includes("--") || !/[a-z]/.test(name)) {
-    return `${describe(name)} is not a valid port name (lowercase letters, digits and single "-", with at least one letter)`
+    return `${
+      describe(name)
+    } is not a valid port name (lowercase letters, digits and single "-", with at least one letter)`
   }
   return undefined
 }
@@ -359,7 +367,9 @@ const normalise = (input: typeof ForwardSpecInput.Type): ForwardSpec => {
     namespace: input.namespace,
     context: input.context,
     kubeconfig: input.kubeconfig,
-    ports: input.ports.map((p): PortRequest => typeof p === "object" ? { local: p.local, remote: p.remote } : { local: undefined, remote: p }),
+    ports: input.ports.map((p): PortRequest =>
+      typeof p === "object" ? { local: p.local, remote: p.remote } : { local: undefined, remote: p }
+    ),
     addresses,
     readyTimeout: input.readyTimeout === undefined ? defaultReadyTimeout : Duration.fromInputUnsafe(input.readyTimeout),
     verify: input.verify ?? true,
@@ -367,7 +377,9 @@ const normalise = (input: typeof ForwardSpecInput.Type): ForwardSpec => {
     reconnect: input.reconnect,
     keepalive: input.keepalive === undefined ? undefined : {
       interval: Duration.fromInputUnsafe(input.keepalive.interval),
-      timeout: input.keepalive.timeout === undefined ? Duration.seconds(5) : Duration.fromInputUnsafe(input.keepalive.timeout)
+      timeout: input.keepalive.timeout === undefined
+        ? Duration.seconds(5)
+        : Duration.fromInputUnsafe(input.keepalive.timeout)
     }
   }
 }

@@ -17,8 +17,8 @@
  * @since 0.1.0
  */
 import type { Effect, Scope } from "effect"
-import type { Input, RemotePort, TargetKind } from "./ForwardSpec.ts"
 import type { Forwarder } from "./Forwarder.ts"
+import type { Input, RemotePort, TargetKind } from "./ForwardSpec.ts"
 import type * as PortAllocator from "./PortAllocator.ts"
 import * as PortForward from "./PortForward.ts"
 import type { OpenError } from "./PortForwardError.ts"

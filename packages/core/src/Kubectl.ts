@@ -153,7 +153,12 @@ export const make = (options: Options = {}): Kubectl["Service"] => {
         Effect.mapError((failure) =>
           failure._tag === "NotRunnable"
             ? new KubectlNotFound({ binary, detail: failure.detail })
-            : new KubectlFailed({ exitCode: null, signal: null, stderr: "", detail: `could not start ${binary}: ${failure.detail}` })
+            : new KubectlFailed({
+              exitCode: null,
+              signal: null,
+              stderr: "",
+              detail: `could not start ${binary}: ${failure.detail}`
+            })
         )
       ),
       (process) => process.kill

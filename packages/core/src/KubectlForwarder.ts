@@ -95,7 +95,9 @@ const start = (
     const attempt: Forwarder.Attempt = {
       ports,
       verify: verify(ports, reader, ended),
-      ended: Deferred.await(ended).pipe(Effect.map((exit) => ({ reason: reader.lostReason(exit), exitCode: exit.exitCode })))
+      ended: Deferred.await(ended).pipe(
+        Effect.map((exit) => ({ reason: reader.lostReason(exit), exitCode: exit.exitCode }))
+      )
     }
     return attempt
   })

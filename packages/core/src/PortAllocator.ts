@@ -13,8 +13,8 @@
  *
  * @since 0.1.0
  */
-import * as Net from "node:net"
 import { Context, Effect, Layer, type Scope } from "effect"
+import * as Net from "node:net"
 import { PortsExhausted } from "./PortForwardError.ts"
 
 /**
@@ -83,7 +83,10 @@ export const make = (service: {
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<PortAllocator> = Layer.succeed(PortAllocator, make({ allocate: () => Effect.succeed(0) }))
+export const layer: Layer.Layer<PortAllocator> = Layer.succeed(
+  PortAllocator,
+  make({ allocate: () => Effect.succeed(0) })
+)
 
 /**
  * Builds an allocator that hands out ports from `from` to `to` (inclusive): the lowest port

@@ -42,8 +42,8 @@ import {
   Stream,
   SubscriptionRef
 } from "effect"
-import * as ForwardMetrics from "./ForwardMetrics.ts"
 import { type Attempt, type ForwardedPort, Forwarder } from "./Forwarder.ts"
+import * as ForwardMetrics from "./ForwardMetrics.ts"
 import type { ForwardSpec, Input, RemotePort } from "./ForwardSpec.ts"
 import { decode } from "./ForwardSpec.ts"
 import { probe } from "./internal/probe.ts"
@@ -158,7 +158,9 @@ const setStatus = (e: Engine, next: (current: ForwardStatus) => ForwardStatus): 
   SubscriptionRef.modifyEffect(e.status, (current) => {
     const n = next(current)
     const delta = (n._tag === "Ready" ? 1 : 0) - (current._tag === "Ready" ? 1 : 0)
-    const gauge = delta === 0 ? Effect.void : Metric.modify(Metric.withAttributes(ForwardMetrics.open, e.attributes), delta)
+    const gauge = delta === 0
+      ? Effect.void
+      : Metric.modify(Metric.withAttributes(ForwardMetrics.open, e.attributes), delta)
     return Effect.as(gauge, [undefined, n] as const)
   })
 
@@ -184,7 +186,8 @@ const startVerified = (e: Engine, locals: ReadonlyArray<number>): Effect.Effect<
     // measured by the Effect clock (a monotonic timer)
     Effect.timeoutOrElse({
       duration: spec.readyTimeout,
-      orElse: () => Effect.fail(new Timeout({ stage, after: Duration.toMillis(spec.readyTimeout), target: spec.resource }))
+      orElse: () =>
+        Effect.fail(new Timeout({ stage, after: Duration.toMillis(spec.readyTimeout), target: spec.resource }))
     }),
     Effect.timed,
     Effect.flatMap(([took, attempt]) =>
@@ -199,7 +202,9 @@ const startVerified = (e: Engine, locals: ReadonlyArray<number>): Effect.Effect<
 }
 
 const outcome = (exit: Exit.Exit<unknown, PortForwardError>): string =>
-  Exit.isSuccess(exit) ? "ready" : Option.match(Exit.findErrorOption(exit), { onNone: () => "interrupted", onSome: (e) => e._tag })
+  Exit.isSuccess(exit)
+    ? "ready"
+    : Option.match(Exit.findErrorOption(exit), { onNone: () => "interrupted", onSome: (e) => e._tag })
 
 /** Runs one attempt in a scope of its own, closed again if the attempt fails or is interrupted. */
 const runAttempt = (e: Engine, locals: ReadonlyArray<number>): Effect.Effect<Running, OpenError> =>
@@ -268,7 +273,9 @@ const keepalive = (
         }),
         Effect.result
       )
-      if (outcome._tag === "Failure") return { reason: `keepalive probe failed: ${outcome.failure.detail}`, exitCode: null }
+      if (outcome._tag === "Failure") {
+        return { reason: `keepalive probe failed: ${outcome.failure.detail}`, exitCode: null }
+      }
     }
   })
 
@@ -435,8 +442,7 @@ export const make: (
  */
 export const layer = (
   options: Kubectl.Options = {}
-): Layer.Layer<Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator> =>
-  layerWith(Kubectl.layer(options))
+): Layer.Layer<Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator> => layerWith(Kubectl.layer(options))
 
 /**
  * The kubectl carrier on a kubectl runner of your own (a wrapping layer, `Kubectl.layerTest`,

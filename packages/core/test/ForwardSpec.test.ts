@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Schedule } from "effect"
 import { ForwardSpec } from "@kube-forward/core"
+import { Duration, Effect, Schedule } from "effect"
 
 const decodeOk = (input: unknown) => ForwardSpec.decode(input)
 const issuesOf = (input: unknown) =>
@@ -15,7 +15,11 @@ const issuesOf = (input: unknown) =>
 describe("ForwardSpec.decode", () => {
   it.effect("normalises targets, ports, addresses and defaults", () =>
     Effect.gen(function*() {
-      const spec = yield* decodeOk({ target: "svc/web", namespace: "prod", ports: [{ local: 8080, remote: "http" }, 9090] })
+      const spec = yield* decodeOk({
+        target: "svc/web",
+        namespace: "prod",
+        ports: [{ local: 8080, remote: "http" }, 9090]
+      })
       assert.deepStrictEqual(spec.target, { kind: "service", name: "web" })
       assert.strictEqual(spec.resource, "service/web")
       assert.deepStrictEqual(spec.ports, [{ local: 8080, remote: "http" }, { local: undefined, remote: 9090 }])
@@ -25,16 +29,18 @@ describe("ForwardSpec.decode", () => {
       assert.strictEqual(spec.retry, undefined)
     }))
 
-  it.effect.each([
-    ["pod/web", "pod", "web"],
-    ["po/web", "pod", "web"],
-    ["web", "pod", "web"],
-    ["service/a.b", "service", "a.b"],
-    ["deploy/api-1", "deployment", "api-1"],
-    ["deployment/api", "deployment", "api"],
-    ["sts/db", "statefulset", "db"],
-    ["statefulsets/db", "statefulset", "db"]
-  ] as const)("target %s", ([target, kind, name]) =>
+  it.effect.each(
+    [
+      ["pod/web", "pod", "web"],
+      ["po/web", "pod", "web"],
+      ["web", "pod", "web"],
+      ["service/a.b", "service", "a.b"],
+      ["deploy/api-1", "deployment", "api-1"],
+      ["deployment/api", "deployment", "api"],
+      ["sts/db", "statefulset", "db"],
+      ["statefulsets/db", "statefulset", "db"]
+    ] as const
+  )("target %s", ([target, kind, name]) =>
     Effect.gen(function*() {
       const spec = yield* decodeOk({ target, ports: [80] })
       assert.deepStrictEqual(spec.target, { kind, name })

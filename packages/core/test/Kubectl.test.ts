@@ -1,12 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
+import { Kubectl } from "@kube-forward/core"
+import { Child, Processes } from "@kube-forward/testkit"
 import { Effect, Exit, Option, Scope, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Kubectl } from "@kube-forward/core"
-import { Child, Processes } from "@kube-forward/testkit"
 
 /** Real kubectl; `kubectl proxy --port=0` runs until killed without any cluster. */
 const KUBECTL = execFileSync("sh", ["-c", "command -v kubectl"]).toString().trim()
@@ -34,7 +34,11 @@ const wrapper = (body: string) =>
   ).pipe(Effect.map(({ file }) => file))
 
 const serving = (proc: Kubectl.KubectlProcess) =>
-  proc.output.pipe(Stream.filter((l) => l.text.startsWith("Starting to serve on")), Stream.runHead, Effect.map(Option.getOrThrow))
+  proc.output.pipe(
+    Stream.filter((l) => l.text.startsWith("Starting to serve on")),
+    Stream.runHead,
+    Effect.map(Option.getOrThrow)
+  )
 
 describe("Kubectl.layer (execa)", () => {
   it.live("runs kubectl with an argument array and reads its lines", () =>
@@ -103,18 +107,22 @@ describe("Kubectl.layer (execa)", () => {
 
   // it.effect runs with a TestClock that nothing advances here: the grace period must run out
   // on the real clock all the same
-  it.effect("a tree that ignores SIGTERM gets SIGKILL after the grace period (real clock, even under a TestClock)", () =>
-    Effect.gen(function*() {
-      const file = yield* wrapper(`trap '' TERM\n$KUBECTL "$@" &\nwhile :; do wait; done`)
-      const kubectl = yield* Kubectl.Kubectl.pipe(
-        Effect.provide(Kubectl.layer({ binary: file, env, killGrace: "300 millis" }))
-      )
-      const proc = yield* kubectl.spawn(["proxy", "--port=0"])
-      yield* serving(proc)
-      const exit = yield* proc.kill
-      assert.strictEqual(exit.signal, "SIGKILL")
-      assert.deepStrictEqual(inGroup(proc.pid), [])
-    }), { timeout: 20_000 })
+  it.effect(
+    "a tree that ignores SIGTERM gets SIGKILL after the grace period (real clock, even under a TestClock)",
+    () =>
+      Effect.gen(function*() {
+        const file = yield* wrapper(`trap '' TERM\n$KUBECTL "$@" &\nwhile :; do wait; done`)
+        const kubectl = yield* Kubectl.Kubectl.pipe(
+          Effect.provide(Kubectl.layer({ binary: file, env, killGrace: "300 millis" }))
+        )
+        const proc = yield* kubectl.spawn(["proxy", "--port=0"])
+        yield* serving(proc)
+        const exit = yield* proc.kill
+        assert.strictEqual(exit.signal, "SIGKILL")
+        assert.deepStrictEqual(inGroup(proc.pid), [])
+      }),
+    { timeout: 20_000 }
+  )
 
   it.live("lines may arrive split: a line longer than the pipe's buffer is handed over whole", () =>
     Effect.gen(function*() {
@@ -129,48 +137,52 @@ describe("Kubectl.layer (execa)", () => {
       assert.strictEqual(lines[1].text, "end")
     }))
 
-  it.live("the watchdog ends kubectl when its owner is killed with SIGKILL, then exits itself", () =>
-    Effect.gen(function*() {
-      const owner = yield* Child.spawn(process.execPath, [
-        "--conditions=source",
-        Path.join(import.meta.dirname, "fixtures", "owner.ts"),
-        KUBECTL,
-        "2"
-      ])
-      yield* owner.awaitLine(/^READY$/, "stdout")
-      const started = owner.lines("stdout").flatMap((line) => {
-        const m = /^PID (\d+) PORT (\d+)$/.exec(line)
-        return m === null ? [] : [{ pid: Number(m[1]), port: Number(m[2]) }]
-      })
-      assert.strictEqual(started.length, 2)
-      // the owner's other child is the watchdog (a /bin/sh loop)
-      const watchdogs = Processes.list().filter((p) =>
-        p.ppid === owner.pid && alive(p.pid) && !started.some((s) => s.pid === p.pid)
-      )
-      assert.strictEqual(watchdogs.length, 1, `the owner's children: ${watchdogs.map((p) => p.args).join(" | ")}`)
-      assert.match(watchdogs[0].args, /^\/bin\/sh -c/)
-      // hold a connection to each kubectl: its closing is the event that the process is gone
-      // (the listener is attached at once, so a close that comes early is not missed)
-      const closed = yield* Effect.forEach(started, ({ port }) =>
-        Effect.callback<Promise<void>>((resume) => {
-          const socket = Net.connect({ host: "127.0.0.1", port }, () => {
-            const gone = new Promise<void>((done) => socket.once("close", () => done()))
-            socket.resume()
-            resume(Effect.succeed(gone))
-          })
-        }).pipe(Effect.map((gone) => Effect.promise(() => gone))))
-      for (const { pid } of started) assert.isTrue(alive(pid))
-      yield* owner.kill("SIGKILL")
-      assert.deepStrictEqual(yield* owner.awaitExit, { code: null, signal: "SIGKILL" })
-      const killedAt = Date.now()
-      yield* Effect.all(closed, { concurrency: "unbounded" }).pipe(Effect.timeout("10 seconds"))
-      const after = Date.now() - killedAt
-      // a process closes its sockets early in its exit; give the kernel a moment to finish it
-      const remaining = yield* Processes.awaitExit(started.map(({ pid }) => pid))
-      assert.deepStrictEqual(remaining, [], "no kubectl outlives its owner")
-      assert.isBelow(after, 2000)
-      // its work done (SIGTERM, a second's grace, SIGKILL), the watchdog leaves too
-      const watchdogLeft = yield* Processes.awaitExit([watchdogs[0].pid], { within: "5 seconds" })
-      assert.deepStrictEqual(watchdogLeft, [], "the watchdog outlived its owner")
-    }), { timeout: 30_000 })
+  it.live(
+    "the watchdog ends kubectl when its owner is killed with SIGKILL, then exits itself",
+    () =>
+      Effect.gen(function*() {
+        const owner = yield* Child.spawn(process.execPath, [
+          "--conditions=source",
+          Path.join(import.meta.dirname, "fixtures", "owner.ts"),
+          KUBECTL,
+          "2"
+        ])
+        yield* owner.awaitLine(/^READY$/, "stdout")
+        const started = owner.lines("stdout").flatMap((line) => {
+          const m = /^PID (\d+) PORT (\d+)$/.exec(line)
+          return m === null ? [] : [{ pid: Number(m[1]), port: Number(m[2]) }]
+        })
+        assert.strictEqual(started.length, 2)
+        // the owner's other child is the watchdog (a /bin/sh loop)
+        const watchdogs = Processes.list().filter((p) =>
+          p.ppid === owner.pid && alive(p.pid) && !started.some((s) => s.pid === p.pid)
+        )
+        assert.strictEqual(watchdogs.length, 1, `the owner's children: ${watchdogs.map((p) => p.args).join(" | ")}`)
+        assert.match(watchdogs[0].args, /^\/bin\/sh -c/)
+        // hold a connection to each kubectl: its closing is the event that the process is gone
+        // (the listener is attached at once, so a close that comes early is not missed)
+        const closed = yield* Effect.forEach(started, ({ port }) =>
+          Effect.callback<Promise<void>>((resume) => {
+            const socket = Net.connect({ host: "127.0.0.1", port }, () => {
+              const gone = new Promise<void>((done) => socket.once("close", () => done()))
+              socket.resume()
+              resume(Effect.succeed(gone))
+            })
+          }).pipe(Effect.map((gone) => Effect.promise(() => gone))))
+        for (const { pid } of started) assert.isTrue(alive(pid))
+        yield* owner.kill("SIGKILL")
+        assert.deepStrictEqual(yield* owner.awaitExit, { code: null, signal: "SIGKILL" })
+        const killedAt = Date.now()
+        yield* Effect.all(closed, { concurrency: "unbounded" }).pipe(Effect.timeout("10 seconds"))
+        const after = Date.now() - killedAt
+        // a process closes its sockets early in its exit; give the kernel a moment to finish it
+        const remaining = yield* Processes.awaitExit(started.map(({ pid }) => pid))
+        assert.deepStrictEqual(remaining, [], "no kubectl outlives its owner")
+        assert.isBelow(after, 2000)
+        // its work done (SIGTERM, a second's grace, SIGKILL), the watchdog leaves too
+        const watchdogLeft = yield* Processes.awaitExit([watchdogs[0].pid], { within: "5 seconds" })
+        assert.deepStrictEqual(watchdogLeft, [], "the watchdog outlived its owner")
+      }),
+    { timeout: 30_000 }
+  )
 })

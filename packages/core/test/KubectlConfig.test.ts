@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Config, ConfigProvider, Effect, Layer, Stream } from "effect"
 import { Kubectl } from "@kube-forward/core"
+import { Config, ConfigProvider, Effect, Layer, Stream } from "effect"
 
 const withEnv = (env: Record<string, string>) =>
   Kubectl.Kubectl.pipe(

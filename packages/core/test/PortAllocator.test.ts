@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
+import { PortAllocator } from "@kube-forward/core"
 import { Effect, Exit, Scope } from "effect"
 import * as Net from "node:net"
-import { PortAllocator } from "@kube-forward/core"
 
 /** A free block of `n` consecutive ports (checked now), as the start port. */
 const freeBlock = (n: number) =>

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
+import { Kubectl, PortAllocator, PortForward, Retry } from "@kube-forward/core"
 import { Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Net from "node:net"
-import { Kubectl, PortAllocator, PortForward, Retry } from "@kube-forward/core"
 
 /**
  * A scripted kubectl that records every spawn and every kill (of a process that had not
@@ -74,7 +74,9 @@ describe("PortForward.make with a scripted kubectl", () => {
       const scope = yield* Scope.make()
       const baseline = finalizersOf(scope)
       for (let i = 0; i < 50; i++) {
-        const fwd = yield* PortForward.make({ target: "pod/web", ports: [80], verify: false }).pipe(Scope.provide(scope))
+        const fwd = yield* PortForward.make({ target: "pod/web", ports: [80], verify: false }).pipe(
+          Scope.provide(scope)
+        )
         assert.isAbove(finalizersOf(scope), baseline)
         yield* fwd.close
       }
@@ -140,8 +142,12 @@ describe("PortForward.make with a scripted kubectl", () => {
   it.effect("warnings on stderr do not fail a forward that then comes up", () => {
     const k = scripted(() => ({
       output: [
-        stderr("W1126 06:00:00.000000    1 memcache.go:287] couldn't get resource list for metrics.k8s.io/v1beta1: the server is currently unable to handle the request"),
-        stderr("E1126 06:00:00.000000    1 memcache.go:265] \"Unhandled Error\" err=\"couldn't get current server API group list\""),
+        stderr(
+          "W1126 06:00:00.000000    1 memcache.go:287] couldn't get resource list for metrics.k8s.io/v1beta1: the server is currently unable to handle the request"
+        ),
+        stderr(
+          "E1126 06:00:00.000000    1 memcache.go:265] \"Unhandled Error\" err=\"couldn't get current server API group list\""
+        ),
         forwarding(8081, 80)
       ]
     }))
@@ -178,22 +184,26 @@ describe("PortForward.make with a scripted kubectl", () => {
     })
   })
 
-  it.effect("verifies with one check connection through each port; verify: false makes none", () =>
-    Effect.gen(function*() {
-      const first = yield* countingEcho
-      const second = yield* countingEcho
-      const output = [forwarding(first.port, 80), forwarding(second.port, 81)]
-      const verified = yield* PortForward.make({ target: "pod/web", ports: [80, 81] }).pipe(
-        Effect.provide(scripted(() => ({ output })).layer)
-      )
-      assert.isTrue(yield* verified.isOpen)
-      assert.deepStrictEqual([first.accepted(), second.accepted()], [1, 1], "one check connection per port")
-      const unverified = yield* PortForward.make({ target: "pod/web", ports: [80, 81], verify: false }).pipe(
-        Effect.provide(scripted(() => ({ output })).layer)
-      )
-      assert.isTrue(yield* unverified.isOpen)
-      assert.deepStrictEqual([first.accepted(), second.accepted()], [1, 1], "verify: false made no connection")
-    }), { timeout: 10_000 })
+  it.effect(
+    "verifies with one check connection through each port; verify: false makes none",
+    () =>
+      Effect.gen(function*() {
+        const first = yield* countingEcho
+        const second = yield* countingEcho
+        const output = [forwarding(first.port, 80), forwarding(second.port, 81)]
+        const verified = yield* PortForward.make({ target: "pod/web", ports: [80, 81] }).pipe(
+          Effect.provide(scripted(() => ({ output })).layer)
+        )
+        assert.isTrue(yield* verified.isOpen)
+        assert.deepStrictEqual([first.accepted(), second.accepted()], [1, 1], "one check connection per port")
+        const unverified = yield* PortForward.make({ target: "pod/web", ports: [80, 81], verify: false }).pipe(
+          Effect.provide(scripted(() => ({ output })).layer)
+        )
+        assert.isTrue(yield* unverified.isOpen)
+        assert.deepStrictEqual([first.accepted(), second.accepted()], [1, 1], "verify: false made no connection")
+      }),
+    { timeout: 10_000 }
+  )
 
   it.effect("verification fails with VerifyFailed when nothing listens on the reported port", () =>
     Effect.gen(function*() {
@@ -296,7 +306,15 @@ describe("PortForward.make with a scripted kubectl", () => {
         ports: [80, { local: 6001, remote: 81 }],
         verify: false
       }).pipe(
-        Effect.provide(Layer.mergeAll(k.layer, Layer.succeed(PortAllocator.PortAllocator, PortAllocator.make({ allocate: () => Effect.succeed(0), isFree: () => Effect.succeed(true) })))),
+        Effect.provide(
+          Layer.mergeAll(
+            k.layer,
+            Layer.succeed(
+              PortAllocator.PortAllocator,
+              PortAllocator.make({ allocate: () => Effect.succeed(0), isFree: () => Effect.succeed(true) })
+            )
+          )
+        ),
         Effect.flip
       )
       assert.isTrue(error._tag === "PortInUse" && error.port === 6001)
@@ -336,7 +354,9 @@ describe("PortForward.make with a scripted kubectl", () => {
         output: [forwarding(7001, 80)],
         exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
       }))
-      const fwd = yield* PortForward.make({ target: "pod/web", ports: [80], verify: false }).pipe(Effect.provide(k.layer))
+      const fwd = yield* PortForward.make({ target: "pod/web", ports: [80], verify: false }).pipe(
+        Effect.provide(k.layer)
+      )
       assert.isTrue(yield* fwd.isOpen)
       yield* Deferred.succeed(die, undefined)
       const lost = yield* Effect.flip(fwd.awaitClosed)
@@ -352,9 +372,15 @@ describe("PortForward.make with a scripted kubectl", () => {
       const die = yield* Deferred.make<void>()
       const k = scripted((_, i) =>
         i === 0
-          ? { output: [forwarding(43211, 80)], exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null })) }
+          ? {
+            output: [forwarding(43211, 80)],
+            exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+          }
           : i === 1
-          ? { output: [stderr("Error from server (NotFound): pods \"web\" not found")], exit: { exitCode: 1, signal: null } }
+          ? {
+            output: [stderr("Error from server (NotFound): pods \"web\" not found")],
+            exit: { exitCode: 1, signal: null }
+          }
           : { output: [forwarding(43211, 80)] }
       )
       const fwd = yield* PortForward.make({
@@ -387,7 +413,10 @@ describe("PortForward.make with a scripted kubectl", () => {
       const die = yield* Deferred.make<void>()
       const k = scripted((_, i) =>
         i === 0
-          ? { output: [forwarding(43210, 80)], exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null })) }
+          ? {
+            output: [forwarding(43210, 80)],
+            exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+          }
           : i === 1
           ? {
             output: [stderr("error: unable to forward port because pod is not running. Current status=Pending")],

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
+import { Retry } from "@kube-forward/core"
 import { Clock, Effect, Fiber, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import { PodNotFound, PodNotRunning, type PortForwardError } from "../src/PortForwardError.ts"
-import { Retry } from "@kube-forward/core"
 
 const notRunning = new PodNotRunning({ target: "pod/web", namespace: "default", phase: "Pending" })
 const notFound = new PodNotFound({ target: "pod/web", namespace: "default", detail: "pods \"web\" not found" })
@@ -85,7 +85,11 @@ describe("Retry", () => {
     Effect.gen(function*() {
       // with many more retries allowed, the minute is what ends it
       const always = failingAt()
-      const fiber = yield* always.effect.pipe(Retry.transient(Retry.policy({ times: 1000 })), Effect.flip, Effect.forkChild)
+      const fiber = yield* always.effect.pipe(
+        Retry.transient(Retry.policy({ times: 1000 })),
+        Effect.flip,
+        Effect.forkChild
+      )
       yield* TestClock.adjust("10 minutes")
       yield* Fiber.join(fiber)
       const since = always.at.map((t) => t - always.at[0])

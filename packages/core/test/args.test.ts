@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
 import { ForwardSpec } from "@kube-forward/core"
+import { Effect } from "effect"
 import { portForwardArgs } from "../src/internal/args.ts"
 
 describe("portForwardArgs", () => {

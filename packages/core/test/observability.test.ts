@@ -3,8 +3,8 @@
  * a close, each leaving its trace in `ForwardMetrics` and in the spans of the current tracer.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Metric, Schedule, Stream, Tracer } from "effect"
 import { ForwardMetrics, Kubectl, PortForward } from "@kube-forward/core"
+import { Deferred, Effect, Fiber, Metric, Schedule, Stream, Tracer } from "effect"
 
 const forwarding = (local: number, remote: number) => `Forwarding from 127.0.0.1:${local} -> ${remote}`
 
@@ -29,7 +29,12 @@ describe("observability", () => {
     Effect.gen(function*() {
       const lose = yield* Deferred.make<void>()
       const layer = PortForward.layerWith(Kubectl.layerTest((_, index) => {
-        if (index === 0) return { output: [{ stream: "stderr", text: "Error from server (NotFound): pods \"web\" not found" }], exit: { exitCode: 1, signal: null } }
+        if (index === 0) {
+          return {
+            output: [{ stream: "stderr", text: "Error from server (NotFound): pods \"web\" not found" }],
+            exit: { exitCode: 1, signal: null }
+          }
+        }
         if (index === 1) {
           return {
             output: [forwarding(7001, 80)],
@@ -72,7 +77,11 @@ describe("observability", () => {
       assert.isTrue(makes.every((s) => s.attributes.get("kube_forward.target") === "pod/web"))
       assert.strictEqual(makes[1].attributes.get("kube_forward.ports"), "7001->80")
       const attempts = named("PortForward.attempt")
-      assert.deepStrictEqual(attempts.map((s) => s.attributes.get("kube_forward.outcome")), ["PodNotFound", "ready", "ready"])
+      assert.deepStrictEqual(attempts.map((s) => s.attributes.get("kube_forward.outcome")), [
+        "PodNotFound",
+        "ready",
+        "ready"
+      ])
       assert.isTrue(attempts.every((s) => s.attributes.get("backend") === "kubectl"))
       assert.deepStrictEqual(attempts.map((s) => s.attributes.get("kube_forward.locals")), ["0", "0", "7001"])
     }))

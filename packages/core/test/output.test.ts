@@ -1,7 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
 import { ForwardSpec, PortForwardError } from "@kube-forward/core"
-import { LineSplitter } from "../src/internal/lines.ts"
+import { Effect } from "effect"
 import {
   classifyFailure,
   type FailureContext,
@@ -11,6 +10,7 @@ import {
   parseListenFailure,
   parseStreamError
 } from "../src/internal/kubectlOutput.ts"
+import { LineSplitter } from "../src/internal/lines.ts"
 
 const ctx: FailureContext = {
   target: "pod/web",
@@ -32,7 +32,11 @@ describe("parseForwarding", () => {
       local: 40145,
       remote: 8080
     })
-    assert.deepStrictEqual(parseForwarding("Forwarding from 0.0.0.0:5 -> 6"), { address: "0.0.0.0", local: 5, remote: 6 })
+    assert.deepStrictEqual(parseForwarding("Forwarding from 0.0.0.0:5 -> 6"), {
+      address: "0.0.0.0",
+      local: 5,
+      remote: 6
+    })
     assert.isUndefined(parseForwarding("Handling connection for 8080"))
     assert.isUndefined(parseForwarding("Forwarding from 127.0.0.1:8080"))
   })
@@ -174,7 +178,9 @@ describe("classifyFailure", () => {
     ], exit1)
     assert.isTrue(tls._tag === "ClusterUnreachable" && tls.tls === true, tls.message)
     assert.include(tls.message, "certificate was not accepted")
-    const credentials = classifyFailure(ctx, ["Unable to connect to the server: getting credentials: exec: executable aws not found"], exit1)
+    const credentials = classifyFailure(ctx, [
+      "Unable to connect to the server: getting credentials: exec: executable aws not found"
+    ], exit1)
     assert.strictEqual(credentials._tag, "Unauthorized")
     for (const e of [tls, credentials]) {
       assert.isFalse(PortForwardError.isTransient(e) || PortForwardError.isReconnectable(e), e.message)
@@ -237,7 +243,11 @@ describe("KubectlOutput (one kubectl process, lines in, verdicts out)", () => {
   const err = (text: string) => ({ stream: "stderr" as const, text })
 
   it("is Ready once, when every port has a line for every address, with the resolved target ports", () => {
-    const r = reader({ target: "svc/web", ports: [{ local: 8080, remote: "http" }, 9090], address: ["127.0.0.1", "::1"] }, [
+    const r = reader({
+      target: "svc/web",
+      ports: [{ local: 8080, remote: "http" }, 9090],
+      address: ["127.0.0.1", "::1"]
+    }, [
       8080,
       0
     ])
@@ -302,11 +312,13 @@ describe("ports the target does not have", () => {
 
 describe("kubeconfig problems", () => {
   it("a missing context, file or unparsable file is KubeconfigInvalid (kubectl 1.27-1.35 print the same lines)", () => {
-    for (const line of [
-      "Error in configuration: context was not found for specified context: nope",
-      "error: stat /tmp/nonexist.yaml: no such file or directory",
-      "error: error loading config file \"/tmp/bad.yaml\": yaml: line 1: did not find expected node content"
-    ]) {
+    for (
+      const line of [
+        "Error in configuration: context was not found for specified context: nope",
+        "error: stat /tmp/nonexist.yaml: no such file or directory",
+        "error: error loading config file \"/tmp/bad.yaml\": yaml: line 1: did not find expected node content"
+      ]
+    ) {
       const e = classifyFailure(ctx, [line], exit1)
       assert.strictEqual(e._tag, "KubeconfigInvalid", line)
       assert.isFalse(PortForwardError.isTransient(e) || PortForwardError.isReconnectable(e))

@@ -20,10 +20,10 @@
  *
  * @since 0.1.0
  */
-import { Config, Duration, Effect, Layer, Option } from "effect"
 import { Forwarder } from "@kube-forward/core/Forwarder"
 import * as PortAllocator from "@kube-forward/core/PortAllocator"
 import type { KubeconfigInvalid } from "@kube-forward/core/PortForwardError"
+import { Config, Duration, Effect, Layer, Option } from "effect"
 import * as Attempt from "./internal/attempt.ts"
 import * as KubeClient from "./internal/kubeClient.ts"
 import * as Spread from "./internal/spread.ts"
@@ -72,7 +72,9 @@ const clientCache = () => {
       const key = JSON.stringify(source)
       const hit = cache.get(key)
       if (hit !== undefined && Date.now() - hit.at < CONFIG_TTL_MS) return Effect.succeed(hit.client)
-      return KubeClient.make(source).pipe(Effect.tap((client) => Effect.sync(() => cache.set(key, { at: Date.now(), client }))))
+      return KubeClient.make(source).pipe(
+        Effect.tap((client) => Effect.sync(() => cache.set(key, { at: Date.now(), client })))
+      )
     })
 }
 
@@ -93,7 +95,11 @@ export const make = (options: Options = {}): Effect.Effect<Forwarder["Service"]>
       pingTimeoutMs: millis(options.pingTimeout, 10_000),
       spread: options.spread ?? false
     }
-    const files = options.kubeconfig === undefined ? undefined : typeof options.kubeconfig === "string" ? [options.kubeconfig] : options.kubeconfig
+    const files = options.kubeconfig === undefined
+      ? undefined
+      : typeof options.kubeconfig === "string"
+      ? [options.kubeconfig]
+      : options.kubeconfig
     const clients = clientCache()
     return Forwarder.of({
       backend: "native",
@@ -181,4 +187,6 @@ export const envConfig: Config.Config<Options> = Config.all({
  * @category layers
  * @since 0.1.0
  */
-export const layerFromEnv: Layer.Layer<Forwarder | PortAllocator.PortAllocator, Config.ConfigError> = layerConfig(envConfig)
+export const layerFromEnv: Layer.Layer<Forwarder | PortAllocator.PortAllocator, Config.ConfigError> = layerConfig(
+  envConfig
+)

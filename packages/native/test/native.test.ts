@@ -4,13 +4,13 @@
  * and memory that stays bounded when one side stops reading.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { ForwardMetrics, PortForward } from "@kube-forward/core"
+import { NativeForwarder } from "@kube-forward/native"
+import { Backend, FakeCluster, Processes } from "@kube-forward/testkit"
 import { Effect, Exit, Metric, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { ForwardMetrics, PortForward } from "@kube-forward/core"
-import { NativeForwarder } from "@kube-forward/native"
-import { Backend, FakeCluster, Processes } from "@kube-forward/testkit"
 
 /** Sends `payload`, half-closes, and returns everything that came back. */
 const roundTrip = (port: number, payload: string) =>
@@ -34,7 +34,9 @@ const closedByPeer = (port: number) =>
   })
 
 const whoami = (port: number) =>
-  Effect.promise(() => fetch(`http://127.0.0.1:${port}/whoami`).then((r) => r.json() as Promise<{ readonly name: string }>))
+  Effect.promise(() =>
+    fetch(`http://127.0.0.1:${port}/whoami`).then((r) => r.json() as Promise<{ readonly name: string }>)
+  )
     .pipe(Effect.map((body) => body.name))
 
 /** A TCP server on loopback that we can stop and start again on the same port. */
@@ -68,7 +70,11 @@ describe("native carrier", () => {
       assert.deepStrictEqual((yield* cluster.counters).sessions, { spdy: 1, tunnel: 1, websocket: 0 })
       yield* cluster.setTransport("spdy-only")
       yield* open({})
-      assert.deepStrictEqual((yield* cluster.counters).sessions, { spdy: 2, tunnel: 1, websocket: 0 }, "fell back to SPDY")
+      assert.deepStrictEqual(
+        (yield* cluster.counters).sessions,
+        { spdy: 2, tunnel: 1, websocket: 0 },
+        "fell back to SPDY"
+      )
       const forced = yield* open({ transport: "websocket" }).pipe(Effect.flip)
       assert.isTrue("_tag" in forced && forced._tag === "ApiServerError" && forced.status === 400, forced.message)
     }))
@@ -78,7 +84,10 @@ describe("native carrier", () => {
       const server = yield* controllable
       const port = (server.address() as Net.AddressInfo).port
       const cluster = yield* FakeCluster.make({
-        pods: [{ name: "flaky", containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.address("127.0.0.1", port) }] }] }]
+        pods: [{
+          name: "flaky",
+          containers: [{ name: "c", ports: [{ containerPort: 80, backend: Backend.address("127.0.0.1", port) }] }]
+        }]
       })
       const registry = new Map()
       yield* Effect.gen(function*() {
@@ -87,7 +96,9 @@ describe("native carrier", () => {
         yield* Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
         assert.strictEqual(yield* closedByPeer(fwd.localPort), "closed", "the refused connection is closed")
         assert.isTrue(yield* fwd.isOpen, "the forward is still Ready")
-        const failures = yield* Metric.value(Metric.withAttributes(ForwardMetrics.connectionFailures, { backend: "native" }))
+        const failures = yield* Metric.value(
+          Metric.withAttributes(ForwardMetrics.connectionFailures, { backend: "native" })
+        )
         assert.strictEqual(failures.count, 1)
         yield* Effect.callback<void>((resume) => void server.listen(port, "127.0.0.1", () => resume(Effect.void)))
         assert.strictEqual(yield* roundTrip(fwd.localPort, "after"), "after")
@@ -152,7 +163,10 @@ const freezingProxy = (target: URL) =>
       server.listen(0, "127.0.0.1", () =>
         resume(Effect.succeed({ server, freeze, port: (server.address() as Net.AddressInfo).port })))
     }),
-    ({ server }) => Effect.sync(() => server.close())
+    ({ server }) =>
+      Effect.sync(() =>
+        server.close()
+      )
   )
 
 describe("native carrier: session liveness", () => {
@@ -163,14 +177,21 @@ describe("native carrier: session liveness", () => {
       })
       const proxy = yield* freezingProxy(new URL(cluster.url))
       const kubeconfig = Path.join(cluster.cacheDir, "..", "via-proxy.kubeconfig")
-      Fs.writeFileSync(kubeconfig, Fs.readFileSync(cluster.kubeconfigPath, "utf8").replace(cluster.url, `http://127.0.0.1:${proxy.port}`))
+      Fs.writeFileSync(
+        kubeconfig,
+        Fs.readFileSync(cluster.kubeconfigPath, "utf8").replace(cluster.url, `http://127.0.0.1:${proxy.port}`)
+      )
       yield* Effect.gen(function*() {
         const fwd = yield* PortForward.make({ target: "pod/web", ports: [7] })
         assert.strictEqual(yield* roundTrip(fwd.localPort, "alive"), "alive")
         const frozenAt = performance.now()
         proxy.freeze()
         const lost = yield* fwd.awaitClosed.pipe(Effect.flip)
-        console.log(`native: a frozen API server was noticed after ${(performance.now() - frozenAt).toFixed(0)} ms (PING every 100 ms, timeout 300 ms)`)
+        console.log(
+          `native: a frozen API server was noticed after ${
+            (performance.now() - frozenAt).toFixed(0)
+          } ms (PING every 100 ms, timeout 300 ms)`
+        )
         assert.strictEqual(lost._tag, "ForwardLost")
         assert.include(lost.reason, "did not answer a PING")
         assert.isFalse(yield* fwd.isOpen)
@@ -196,7 +217,10 @@ describe("native carrier: bounded memory", () => {
   it.live("an endless source stalls when the local client stops reading, and flows again when it reads", () =>
     Effect.gen(function*() {
       const cluster = yield* FakeCluster.make({
-        pods: [{ name: "firehose", containers: [{ name: "a", ports: [{ containerPort: 9, backend: Backend.source() }] }] }]
+        pods: [{
+          name: "firehose",
+          containers: [{ name: "a", ports: [{ containerPort: 9, backend: Backend.source() }] }]
+        }]
       })
       const scope = yield* Scope.make()
       const fwd = yield* PortForward.make({ target: "pod/firehose", ports: [9], verify: false }).pipe(
@@ -209,17 +233,22 @@ describe("native carrier: bounded memory", () => {
       const rssBefore = process.memoryUsage().rss
       const stalled = yield* plateau(cluster.counters.pipe(Effect.map((c) => c.bytesFromPod)))
       const grown = process.memoryUsage().rss - rssBefore
-      console.log(`native, reader stopped: ${(stalled / 1048576).toFixed(1)} MiB left the pod, RSS grew ${(grown / 1048576).toFixed(1)} MiB`)
+      console.log(
+        `native, reader stopped: ${(stalled / 1048576).toFixed(1)} MiB left the pod, RSS grew ${
+          (grown / 1048576).toFixed(1)
+        } MiB`
+      )
       // the local socket's buffer (256 KiB) and the kernel's buffers on each hop: a few MiB, never unbounded
       assert.isBelow(stalled, 16 * 1024 * 1024)
       let received = 0
       socket.on("data", (chunk: Buffer) => void (received += chunk.length))
       socket.resume()
-      yield* cluster.awaitCounters((c) => c.bytesFromPod > stalled + 16 * 1024 * 1024).pipe(Effect.timeout("30 seconds"))
+      yield* cluster.awaitCounters((c) => c.bytesFromPod > stalled + 16 * 1024 * 1024).pipe(
+        Effect.timeout("30 seconds")
+      )
       assert.isAbove(received, 0)
       socket.destroy()
       yield* Scope.close(scope, Exit.void)
       assert.isTrue(yield* Processes.canBind(fwd.localPort), "the port is free after close")
     }))
 })
-

@@ -197,7 +197,10 @@ export interface DecoderOptions {
  */
 const readHeader = (
   queue: ByteQueue
-): { readonly b0: number; readonly masked: boolean; readonly length: number; readonly headerLength: number } | undefined => {
+):
+  | { readonly b0: number; readonly masked: boolean; readonly length: number; readonly headerLength: number }
+  | undefined =>
+{
   const available = queue.length
   if (available < 2) return undefined
   const start = queue.peek(2)
@@ -290,7 +293,14 @@ const headerLengthFor = (length: number, mask: boolean): number =>
  * Writes a frame header (without masking key) into `target` at `offset`; returns the offset
  * after it.
  */
-const writeHeader = (target: Buffer, offset: number, opcode: number, length: number, fin: boolean, mask: boolean): number => {
+const writeHeader = (
+  target: Buffer,
+  offset: number,
+  opcode: number,
+  length: number,
+  fin: boolean,
+  mask: boolean
+): number => {
   target[offset] = (fin ? 0x80 : 0) | opcode
   const maskBit = mask ? 0x80 : 0
   if (length < 126) {
@@ -371,7 +381,11 @@ export const encodeFrame = (opcode: number, payload: Uint8Array, options: Encode
  * @category encoding
  * @since 0.1.0
  */
-export const encodeClose = (code: number, reason = "", options: { readonly mask?: boolean | Uint8Array } = {}): Buffer => {
+export const encodeClose = (
+  code: number,
+  reason = "",
+  options: { readonly mask?: boolean | Uint8Array } = {}
+): Buffer => {
   const reasonBytes = Buffer.from(reason, "utf8").subarray(0, 123)
   const payload = Buffer.allocUnsafe(2 + reasonBytes.length)
   payload.writeUInt16BE(code, 0)
@@ -386,7 +400,8 @@ export const encodeClose = (code: number, reason = "", options: { readonly mask?
  * @category decoding
  * @since 0.1.0
  */
-export const closeCodeOf = (payload: Buffer): number => payload.length >= 2 ? payload.readUInt16BE(0) : CloseCode.NoStatus
+export const closeCodeOf = (payload: Buffer): number =>
+  payload.length >= 2 ? payload.readUInt16BE(0) : CloseCode.NoStatus
 
 /**
  * The reason text in a close frame's payload (empty when there is none).

@@ -52,7 +52,10 @@ describe("port-forward names", () => {
       namespace: "team a",
       pod: "web/0"
     })
-    assert.deepStrictEqual(PortForwardProtocol.parsePath("/api/v1/namespaces/ns/pods/p/portforward/"), { namespace: "ns", pod: "p" })
+    assert.deepStrictEqual(PortForwardProtocol.parsePath("/api/v1/namespaces/ns/pods/p/portforward/"), {
+      namespace: "ns",
+      pod: "p"
+    })
     assert.isUndefined(PortForwardProtocol.parsePath("/api/v1/namespaces/ns/pods/p"))
     assert.isUndefined(PortForwardProtocol.parsePath("/api/v1/namespaces/%zz/pods/p/portforward"))
   })

@@ -73,7 +73,10 @@ describe("SPDY codec", () => {
       const decoder = new Spdy.Decoder()
       const frames: Array<Spdy.Frame> = []
       for (let i = 0; i < CAPTURE.length; i += size) frames.push(...decoder.push(CAPTURE.subarray(i, i + size)))
-      assert.deepStrictEqual(frames.map((f) => [f._tag, f.payload.toString("hex")]), whole.map((f) => [f._tag, f.payload.toString("hex")]))
+      assert.deepStrictEqual(
+        frames.map((f) => [f._tag, f.payload.toString("hex")]),
+        whole.map((f) => [f._tag, f.payload.toString("hex")])
+      )
       assert.strictEqual(decoder.buffered, 0)
     }
   })
@@ -106,7 +109,9 @@ describe("SPDY codec", () => {
       const inflater = new Spdy.HeaderInflater()
       for (let i = 0; i < 5; i++) {
         const block = yield* Effect.promise(() =>
-          deflater.deflate(Spdy.encodeHeaderBlock([["streamtype", i % 2 ? "data" : "error"], ["port", "80"], ["requestid", String(i)]]))
+          deflater.deflate(
+            Spdy.encodeHeaderBlock([["streamtype", i % 2 ? "data" : "error"], ["port", "80"], ["requestid", String(i)]])
+          )
         )
         if (i === 0) {
           // zlib header with FDICT, then the dictionary's adler32
@@ -184,26 +189,36 @@ describe("SPDY codec", () => {
     assert.strictEqual(Spdy.encodeDataHeader(3, 2, false).toString("hex"), "0000000300000002")
     assert.strictEqual(Spdy.encodePing(1).toString("hex"), "800300060000000400000001")
     assert.strictEqual(Spdy.encodeGoAway(0).toString("hex"), "80030007000000080000000000000000")
-    assert.strictEqual(Spdy.encodeRstStream(5, Spdy.RstStatus.Cancel).toString("hex"), "80030003000000080000000500000005")
+    assert.strictEqual(
+      Spdy.encodeRstStream(5, Spdy.RstStatus.Cancel).toString("hex"),
+      "80030003000000080000000500000005"
+    )
     const frames = Spdy.encodeDataFrames(1, Buffer.alloc(70_000), { fin: true })
     assert.deepStrictEqual(frames.map((f) => f.length - 8), [32768, 32768, 70_000 - 65536])
     const decoded = new Spdy.Decoder().push(Buffer.concat(frames))
-    assert.isTrue(decoded.every((f) => f._tag === "Data" && f.streamId === 1 && f.payload.length <= Spdy.MAX_DATA_PAYLOAD))
+    assert.isTrue(
+      decoded.every((f) => f._tag === "Data" && f.streamId === 1 && f.payload.length <= Spdy.MAX_DATA_PAYLOAD)
+    )
     assert.deepStrictEqual(decoded.map((f) => f.flags), [0, 0, Spdy.FLAG_FIN])
-    assert.deepStrictEqual(Spdy.encodeDataFrames(1, Buffer.alloc(0), { fin: true }).map((f) => f.toString("hex")), ["0000000101000000"])
+    assert.deepStrictEqual(Spdy.encodeDataFrames(1, Buffer.alloc(0), { fin: true }).map((f) => f.toString("hex")), [
+      "0000000101000000"
+    ])
   })
 
   it("every control frame type round-trips through the decoder", () => {
     const block = Buffer.from("78bbe3c6a7c2", "hex")
-    assert.deepStrictEqual(control(Spdy.encodeSynStream(7, block, { priority: 3, flags: Spdy.FLAG_FIN, associatedId: 2 })), {
-      _tag: "SynStream",
-      flags: Spdy.FLAG_FIN,
-      streamId: 7,
-      associatedId: 2,
-      priority: 3,
-      slot: 0,
-      headerBlock: block
-    })
+    assert.deepStrictEqual(
+      control(Spdy.encodeSynStream(7, block, { priority: 3, flags: Spdy.FLAG_FIN, associatedId: 2 })),
+      {
+        _tag: "SynStream",
+        flags: Spdy.FLAG_FIN,
+        streamId: 7,
+        associatedId: 2,
+        priority: 3,
+        slot: 0,
+        headerBlock: block
+      }
+    )
     assert.deepStrictEqual(control(Spdy.encodeSynReply(7, block, Spdy.FLAG_FIN)), {
       _tag: "SynReply",
       flags: Spdy.FLAG_FIN,
@@ -223,8 +238,17 @@ describe("SPDY codec", () => {
       lastGoodStreamId: 11,
       status: 2
     })
-    assert.deepStrictEqual(control(Spdy.encodeHeaders(5, block)), { _tag: "Headers", flags: 0, streamId: 5, headerBlock: block })
-    assert.deepStrictEqual(control(Spdy.encodeWindowUpdate(0, 1 << 20)), { _tag: "WindowUpdate", streamId: 0, delta: 1 << 20 })
+    assert.deepStrictEqual(control(Spdy.encodeHeaders(5, block)), {
+      _tag: "Headers",
+      flags: 0,
+      streamId: 5,
+      headerBlock: block
+    })
+    assert.deepStrictEqual(control(Spdy.encodeWindowUpdate(0, 1 << 20)), {
+      _tag: "WindowUpdate",
+      streamId: 0,
+      delta: 1 << 20
+    })
   })
 
   it("rejects what spdystream's reader rejects", () => {
@@ -272,7 +296,9 @@ describe("a client session, encoded", () => {
       for (let i = 0; i < wire.length; i += 5) {
         for (const frame of decoder.push(wire.subarray(i, i + 5))) {
           if (frame._tag === "Data") {
-            seen.push(`DATA ${frame.streamId}${frame.flags & Spdy.FLAG_FIN ? " FIN" : ""} ${frame.payload.toString()}`.trim())
+            seen.push(
+              `DATA ${frame.streamId}${frame.flags & Spdy.FLAG_FIN ? " FIN" : ""} ${frame.payload.toString()}`.trim()
+            )
             continue
           }
           const c = Spdy.decodeControl(frame)
@@ -296,6 +322,9 @@ describe("a client session, encoded", () => {
       // kubectl's own DATA frames are byte for byte the codec's
       const captured = new Spdy.Decoder().push(CAPTURE).filter((f) => f._tag === "Data")
       const ours = new Spdy.Decoder().push(wire).filter((f) => f._tag === "Data")
-      assert.deepStrictEqual(ours.map((f) => [f.streamId, f.flags, f.payload.toString("hex")]), captured.map((f) => [f.streamId, f.flags, f.payload.toString("hex")]))
+      assert.deepStrictEqual(
+        ours.map((f) => [f.streamId, f.flags, f.payload.toString("hex")]),
+        captured.map((f) => [f.streamId, f.flags, f.payload.toString("hex")])
+      )
     }))
 })

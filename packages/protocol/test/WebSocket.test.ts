@@ -70,9 +70,15 @@ describe("WebSocket framing", () => {
       "818537fa213d7f9f4d5158"
     )
     assert.strictEqual(Ws.encodeClose(1000, "", { mask: key }).toString("hex"), "888237fa213d3412")
-    const random = [Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from("x"), { mask: true }), Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from("x"), { mask: true })]
+    const random = [
+      Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from("x"), { mask: true }),
+      Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from("x"), { mask: true })
+    ]
     assert.isTrue(random.every((f) => (f[1]! & 0x80) !== 0 && f.length === 2 + 4 + 1))
-    assert.throws(() => Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from("x"), { mask: Buffer.alloc(3) }), Ws.WebSocketError)
+    assert.throws(
+      () => Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from("x"), { mask: Buffer.alloc(3) }),
+      Ws.WebSocketError
+    )
   })
 
   it("unmasks any length, offset, phase and fragmentation like the byte-by-byte reference", () => {
@@ -124,10 +130,14 @@ describe("WebSocket framing", () => {
       }
       // a fragmented message too: Binary (fin=0), Continuation, Continuation (fin=1)
       const frames = payloads.map((p, i) =>
-        Ws.encodeFrame(i % 10 === 1 ? Ws.Opcode.Binary : i % 10 === 2 || i % 10 === 3 ? Ws.Opcode.Continuation : Ws.Opcode.Binary, p, {
-          mask: true,
-          fin: i % 10 !== 1 && i % 10 !== 2
-        })
+        Ws.encodeFrame(
+          i % 10 === 1 ? Ws.Opcode.Binary : i % 10 === 2 || i % 10 === 3 ? Ws.Opcode.Continuation : Ws.Opcode.Binary,
+          p,
+          {
+            mask: true,
+            fin: i % 10 !== 1 && i % 10 !== 2
+          }
+        )
       )
       const wire = Buffer.concat(frames)
       const shift = Math.floor(rng() * 4)
@@ -168,7 +178,11 @@ describe("WebSocket framing", () => {
     // a control frame over 125 bytes
     assert.throws(() => new Ws.Decoder().push(Buffer.from("897e0080", "hex")), Ws.WebSocketError)
     // a length over MAX_PAYLOAD
-    assert.throws(() => new Ws.Decoder().push(Buffer.from("827f0000000001000001", "hex")), Ws.WebSocketError, /too large/)
+    assert.throws(
+      () => new Ws.Decoder().push(Buffer.from("827f0000000001000001", "hex")),
+      Ws.WebSocketError,
+      /too large/
+    )
     // the wrong mask bit for the side (RFC 6455 §5.1)
     const unmasked = Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from("x"))
     const masked = Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from("x"), { mask: true })

@@ -20,8 +20,8 @@
  *
  * @since 0.1.0
  */
-import * as ChildProcess from "node:child_process"
 import { Duration, Effect, Queue, Schema, type Scope, Stream } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as Processes from "./Processes.ts"
 
 /**

@@ -29,10 +29,15 @@ import * as FakeCluster from "./FakeCluster.ts"
  */
 export const BackendConfig = Schema.Union([
   Schema.Struct({ echo: Schema.Literal(true) }),
-  Schema.Struct({ http: Schema.Union([Schema.Literal(true), Schema.Struct({ name: Schema.optional(Schema.String) })]) }),
+  Schema.Struct({
+    http: Schema.Union([Schema.Literal(true), Schema.Struct({ name: Schema.optional(Schema.String) })])
+  }),
   Schema.Struct({ sink: Schema.Literal(true) }),
   Schema.Struct({
-    source: Schema.Union([Schema.Literal(true), Schema.Struct({ bytes: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))) })])
+    source: Schema.Union([
+      Schema.Literal(true),
+      Schema.Struct({ bytes: Schema.optional(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))) })
+    ])
   }),
   Schema.Struct({ address: Schema.String.check(Schema.isPattern(/^.+:\d{1,5}$/, { message: "expected host:port" })) })
 ])
@@ -56,7 +61,9 @@ export const ConfigFile = Schema.Struct({
     phase: Schema.optional(Phase),
     containers: Schema.optional(Schema.Array(Schema.Struct({
       name: Schema.String,
-      ports: Schema.Array(Schema.Struct({ name: Schema.optional(Schema.String), containerPort: Port, backend: BackendConfig }))
+      ports: Schema.Array(
+        Schema.Struct({ name: Schema.optional(Schema.String), containerPort: Port, backend: BackendConfig })
+      )
     })))
   }))),
   services: Schema.optional(Schema.Array(Schema.Struct({
@@ -106,7 +113,10 @@ export const optionsFromConfig = (config: typeof ConfigFile.Type): FakeCluster.O
   ...config,
   pods: config.pods?.map((pod) => ({
     ...pod,
-    containers: pod.containers?.map((c) => ({ ...c, ports: c.ports.map((p) => ({ ...p, backend: toBackend(p.backend) })) }))
+    containers: pod.containers?.map((c) => ({
+      ...c,
+      ports: c.ports.map((p) => ({ ...p, backend: toBackend(p.backend) }))
+    }))
   }))
 })
 
@@ -135,7 +145,9 @@ export const parsePodFlag = (value: string): Effect.Effect<PodFlag, CliInputErro
   const port = Number(m?.[3])
   if (!m || port < 1 || port > 65535) {
     return Effect.fail(
-      new CliInputError({ message: `invalid --pod "${value}": expected [NAMESPACE/]NAME:PORT=echo|http|sink|source|HOST:PORT` })
+      new CliInputError({
+        message: `invalid --pod "${value}": expected [NAMESPACE/]NAME:PORT=echo|http|sink|source|HOST:PORT`
+      })
     )
   }
   const target = m[4]!
@@ -233,7 +245,9 @@ export const serveCommand = Command.make(
   "serve",
   {
     pods: Flag.String("pod").pipe(
-      Flag.withDescription("[NAMESPACE/]NAME:PORT=echo|http|sink|source|HOST:PORT (repeatable; repeat a pod to add ports)"),
+      Flag.withDescription(
+        "[NAMESPACE/]NAME:PORT=echo|http|sink|source|HOST:PORT (repeatable; repeat a pod to add ports)"
+      ),
       Flag.atLeast(0)
     ),
     config: Flag.String("config").pipe(

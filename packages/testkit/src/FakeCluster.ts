@@ -344,7 +344,8 @@ export const make: (options?: Options) => Effect.Effect<FakeCluster, FakeCluster
     restartPod,
     setTransport: (mode) => Effect.sync(() => cluster.setTransport(mode)),
     setUpgradeFault: (fault) => Effect.sync(() => cluster.setUpgradeFault(fault)),
-    setRestDelay: (delay) => Effect.sync(() => cluster.setRestDelay(Duration.toMillis(Duration.fromInputUnsafe(delay)))),
+    setRestDelay: (delay) =>
+      Effect.sync(() => cluster.setRestDelay(Duration.toMillis(Duration.fromInputUnsafe(delay)))),
     dropSessions: Effect.sync(() => cluster.dropSessions()),
     counters: Effect.sync(() => cluster.snapshot()),
     awaitCounters: (predicate) => awaitCounters(cluster, predicate),

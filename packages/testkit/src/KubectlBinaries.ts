@@ -16,6 +16,7 @@
  *
  * @since 0.1.0
  */
+import { Effect, Schema, Semaphore } from "effect"
 import { execFile } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { createReadStream, createWriteStream } from "node:fs"
@@ -24,7 +25,6 @@ import { createRequire } from "node:module"
 import * as Path from "node:path"
 import { pipeline } from "node:stream/promises"
 import { crc32, createInflateRaw } from "node:zlib"
-import { Effect, Schema, Semaphore } from "effect"
 
 /**
  * One `kubectl` binary and the version it reports.
@@ -353,7 +353,11 @@ const cachedDiscover: Effect.Effect<ReadonlyArray<KubectlBinary>, KubectlBinarie
     Effect.suspend(() =>
       discovered !== undefined
         ? Effect.succeed(discovered)
-        : discover.pipe(Effect.tap((all) => Effect.sync(() => { discovered = all })))
+        : discover.pipe(Effect.tap((all) =>
+          Effect.sync(() => {
+            discovered = all
+          })
+        ))
     )
   )
 )

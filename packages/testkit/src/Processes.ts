@@ -18,10 +18,10 @@
  *
  * @since 0.1.0
  */
+import { Duration, Effect } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
-import { Duration, Effect } from "effect"
 
 /**
  * One process as `ps` shows it.
@@ -112,8 +112,7 @@ export const portForwards = (marker: string): Array<ProcessInfo> => live("port-f
  * @category listing
  * @since 0.1.0
  */
-export const group = (pgid: number): Array<ProcessInfo> =>
-  list().filter((p) => p.pgid === pgid && isLiveState(p.stat))
+export const group = (pgid: number): Array<ProcessInfo> => list().filter((p) => p.pgid === pgid && isLiveState(p.stat))
 
 /**
  * The live descendants of `pid`: children, grandchildren, and so on.

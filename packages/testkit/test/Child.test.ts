@@ -26,7 +26,10 @@ describe("Child", () => {
     Effect.gen(function*() {
       // 1 + 2 × 100 000 bytes: more than a pipe holds (64 KiB), so it is read in several chunks,
       // and the odd first byte puts chunk boundaries inside the two-byte characters
-      const child = yield* Child.spawn(process.execPath, ["-e", "process.stdout.write('x' + 'é'.repeat(100000) + '\\nend\\n')"])
+      const child = yield* Child.spawn(process.execPath, [
+        "-e",
+        "process.stdout.write('x' + 'é'.repeat(100000) + '\\nend\\n')"
+      ])
       const [line] = yield* child.awaitLine(/^x.*$/, "stdout")
       assert.strictEqual(line.length, 1 + 100_000)
       assert.isTrue(line === "x" + "é".repeat(100_000))
@@ -69,9 +72,12 @@ describe("Child", () => {
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       // the leader ignores SIGTERM and so does its child, which it started in the background
-      const child = yield* sh("trap '' TERM; sh -c \"trap '' TERM; echo child \\$\\$; while :; do sleep 1; done\" & wait", {
-        killGrace: "200 millis"
-      }).pipe(Scope.provide(scope))
+      const child = yield* sh(
+        "trap '' TERM; sh -c \"trap '' TERM; echo child \\$\\$; while :; do sleep 1; done\" & wait",
+        {
+          killGrace: "200 millis"
+        }
+      ).pipe(Scope.provide(scope))
       const [, grandchild] = yield* child.awaitLine(/^child (\d+)$/, "stdout")
       assert.isTrue(Processes.isAlive(Number(grandchild)))
       assert.isAbove(Processes.group(child.pid).length, 1)

@@ -1,15 +1,18 @@
+import { assert, describe, it, vi } from "@effect/vitest"
+import * as KubectlBinaries from "@kube-forward/testkit/KubectlBinaries"
+import { Effect } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
-import { assert, describe, it, vi } from "@effect/vitest"
-import { Effect } from "effect"
-import * as KubectlBinaries from "@kube-forward/testkit/KubectlBinaries"
 
 const clientGitVersion = (bin: string) =>
   Effect.promise(() =>
     new Promise<string>((resolve, reject) =>
-      execFile(bin, ["version", "--client", "-o", "json"], { timeout: 30_000 }, (error, stdout) =>
-        error ? reject(error) : resolve(JSON.parse(stdout).clientVersion.gitVersion)
+      execFile(
+        bin,
+        ["version", "--client", "-o", "json"],
+        { timeout: 30_000 },
+        (error, stdout) => error ? reject(error) : resolve(JSON.parse(stdout).clientVersion.gitVersion)
       )
     )
   )

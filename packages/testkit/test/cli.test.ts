@@ -17,7 +17,11 @@ const serve = (args: ReadonlyArray<string>) =>
     const server = yield* Child.spawn(process.execPath, [bin, "serve", ...args])
     const m = yield* server.awaitLine(/^KUBECONFIG=(.+)$/, "stdout").pipe(Effect.timeout("30 seconds"))
     const kubeconfig = m[1]!
-    return { server, kubeconfig, env: { KUBECONFIG: kubeconfig, KUBECACHEDIR: Path.join(Path.dirname(kubeconfig), "cache") } }
+    return {
+      server,
+      kubeconfig,
+      env: { KUBECONFIG: kubeconfig, KUBECACHEDIR: Path.join(Path.dirname(kubeconfig), "cache") }
+    }
   })
 
 describe("kube-forward-testkit serve", () => {
@@ -36,7 +40,9 @@ describe("kube-forward-testkit serve", () => {
       const echo = yield* portForward({ env }, "1.33", "pod/web", 7)
       assert.strictEqual((yield* exchange(echo.localPort, Buffer.from("cli"))).toString(), "cli")
       const http = yield* portForward({ env }, "1.27", "pod/web", 80)
-      const health = yield* Effect.promise(() => fetch(`http://127.0.0.1:${http.localPort}/health`).then((r) => r.json()))
+      const health = yield* Effect.promise(() =>
+        fetch(`http://127.0.0.1:${http.localPort}/health`).then((r) => r.json())
+      )
       assert.deepStrictEqual(health, { status: "ok" })
       yield* server.kill("SIGTERM")
       const exit = yield* server.awaitExit
@@ -50,15 +56,21 @@ describe("kube-forward-testkit serve", () => {
       const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "testkit-cli-"))
       yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
       const config = Path.join(dir, "cluster.json")
-      Fs.writeFileSync(config, JSON.stringify({
-        pods: [{
-          name: "api-0",
-          labels: { app: "api" },
-          containers: [{ name: "app", ports: [{ name: "http", containerPort: 8080, backend: { http: { name: "api-0" } } }] }]
-        }],
-        services: [{ name: "api", selector: { app: "api" }, ports: [{ name: "web", port: 80, targetPort: "http" }] }],
-        deployments: [{ name: "api", selector: { app: "api" } }]
-      }))
+      Fs.writeFileSync(
+        config,
+        JSON.stringify({
+          pods: [{
+            name: "api-0",
+            labels: { app: "api" },
+            containers: [{
+              name: "app",
+              ports: [{ name: "http", containerPort: 8080, backend: { http: { name: "api-0" } } }]
+            }]
+          }],
+          services: [{ name: "api", selector: { app: "api" }, ports: [{ name: "web", port: 80, targetPort: "http" }] }],
+          deployments: [{ name: "api", selector: { app: "api" } }]
+        })
+      )
       const { env, server } = yield* serve(["--config", config])
       const svc = yield* portForward({ env }, "1.33", "svc/api", 80)
       assert.strictEqual(svc.remotePort, 8080)

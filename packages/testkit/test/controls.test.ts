@@ -114,7 +114,9 @@ describe("target kinds", () => {
       })
       const fwd = yield* portForward(cluster, "1.33", "svc/web", 8080)
       assert.strictEqual(fwd.remotePort, 80)
-      const whoami = yield* Effect.promise(() => fetch(`http://127.0.0.1:${fwd.localPort}/whoami`).then((r) => r.json()))
+      const whoami = yield* Effect.promise(() =>
+        fetch(`http://127.0.0.1:${fwd.localPort}/whoami`).then((r) => r.json())
+      )
       assert.deepStrictEqual(whoami, { name: "web-1" })
       const wrong = yield* startPortForward(cluster, "1.33", "svc/web", 9999)
       assert.strictEqual((yield* wrong.awaitExit).code, 1)

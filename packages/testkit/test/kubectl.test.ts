@@ -54,7 +54,9 @@ describe("kubectl port-forward", () => {
   it.live("1.30 uses the tunnel with KUBECTL_PORT_FORWARD_WEBSOCKETS=true", () =>
     Effect.gen(function*() {
       const cluster = yield* FakeCluster.make({ pods: [echoPod()] })
-      const fwd = yield* portForward(cluster, "1.30", "pod/web", 7, { env: { KUBECTL_PORT_FORWARD_WEBSOCKETS: "true" } })
+      const fwd = yield* portForward(cluster, "1.30", "pod/web", 7, {
+        env: { KUBECTL_PORT_FORWARD_WEBSOCKETS: "true" }
+      })
       const reply = yield* exchange(fwd.localPort, Buffer.from("tunnelled"))
       assert.strictEqual(reply.toString(), "tunnelled")
       const counters = yield* cluster.counters
@@ -114,8 +116,10 @@ describe("kubectl port-forward", () => {
     Effect.gen(function*() {
       const cluster = yield* FakeCluster.make({ pods: [echoPod()] })
       const fwd = yield* portForward(cluster, "1.33", "pod/web", 7)
-      const payloads = Array.from({ length: 20 }, (_, i) => Buffer.concat([Buffer.from(`conn-${i}:`), randomBytes(64 * 1024)]))
-      const replies = yield* Effect.forEach(payloads, (p) => exchange(fwd.localPort, p), { concurrency: "unbounded" })
+      const payloads = Array.from({ length: 20 }, (_, i) =>
+        Buffer.concat([Buffer.from(`conn-${i}:`), randomBytes(64 * 1024)]))
+      const replies = yield* Effect.forEach(payloads, (p) =>
+        exchange(fwd.localPort, p), { concurrency: "unbounded" })
       replies.forEach((reply, i) => assert.strictEqual(sha256(reply), sha256(payloads[i]!), `connection ${i}`))
       const counters = yield* cluster.counters
       assert.strictEqual(counters.connections, 20)
@@ -207,7 +211,10 @@ describe("kubectl port-forward", () => {
   it.live("an address backend on a closed port is refused the same way", () =>
     Effect.gen(function*() {
       const cluster = yield* FakeCluster.make({
-        pods: [{ name: "db", containers: [{ name: "pg", ports: [{ containerPort: 5432, backend: Backend.address("127.0.0.1", 1) }] }] }]
+        pods: [{
+          name: "db",
+          containers: [{ name: "pg", ports: [{ containerPort: 5432, backend: Backend.address("127.0.0.1", 1) }] }]
+        }]
       })
       const fwd = yield* portForward(cluster, "1.33", "pod/db", 5432)
       yield* exchange(fwd.localPort, Buffer.from("x")).pipe(Effect.ignore)
@@ -232,7 +239,10 @@ describe("kubectl port-forward", () => {
       const kubectl = yield* startPortForward(cluster, "1.27", "pod/web", 7)
       const exit = yield* kubectl.awaitExit
       assert.strictEqual(exit.code, 1)
-      assert.include(kubectl.text("stderr"), "unable to forward port because pod is not running. Current status=Pending")
+      assert.include(
+        kubectl.text("stderr"),
+        "unable to forward port because pod is not running. Current status=Pending"
+      )
       assert.strictEqual((yield* cluster.counters).upgradeRequests, 0)
     }))
 

@@ -21,7 +21,6 @@ const reference = (length: number): Buffer => {
   return out
 }
 
-
 const REF = reference(6 * 1024 * 1024 + 777)
 
 describe("pattern", () => {

@@ -6,7 +6,7 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import * as Fs from "node:fs"
 import { Backend, FakeCluster } from "../src/index.ts"
-import { parseSelector, matches } from "../src/internal/labels.ts"
+import { matches, parseSelector } from "../src/internal/labels.ts"
 
 const get = (url: string, headers: Record<string, string> = {}) =>
   Effect.promise(async () => {
@@ -17,7 +17,11 @@ const get = (url: string, headers: Record<string, string> = {}) =>
 const options: FakeCluster.Options = {
   version: "v1.31.4",
   pods: [
-    { name: "web-1", labels: { app: "web", tier: "front" }, containers: [{ name: "a", ports: [{ name: "http", containerPort: 80, backend: Backend.http() }] }] },
+    {
+      name: "web-1",
+      labels: { app: "web", tier: "front" },
+      containers: [{ name: "a", ports: [{ name: "http", containerPort: 80, backend: Backend.http() }] }]
+    },
     { name: "web-2", labels: { app: "web" }, phase: "Pending" },
     { name: "db-0", namespace: "data", labels: { app: "db" } }
   ],
@@ -53,9 +57,11 @@ describe("REST", () => {
       const cluster = yield* FakeCluster.make(options)
       const version = JSON.parse((yield* get(`${cluster.url}/version`)).text)
       assert.include(version, { major: "1", minor: "31", gitVersion: "v1.31.4" })
-      const api = JSON.parse((yield* get(`${cluster.url}/api`, {
-        accept: "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
-      })).text)
+      const api = JSON.parse(
+        (yield* get(`${cluster.url}/api`, {
+          accept: "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        })).text
+      )
       assert.deepStrictEqual(api.versions, ["v1"])
       const apis = JSON.parse((yield* get(`${cluster.url}/apis`)).text)
       assert.deepStrictEqual(apis.groups.map((g: { name: string }) => g.name), ["apps"])
@@ -118,7 +124,9 @@ describe("REST", () => {
       yield* Scope.close(scope, Exit.void)
       assert.isFalse(Fs.existsSync(cluster.kubeconfigPath))
       assert.isFalse(Fs.existsSync(cluster.cacheDir))
-      const refused = yield* Effect.promise(() => fetch(`${cluster.url}/version`).then(() => "answered", () => "refused"))
+      const refused = yield* Effect.promise(() =>
+        fetch(`${cluster.url}/version`).then(() => "answered", () => "refused")
+      )
       assert.strictEqual(refused, "refused")
     }))
 })

@@ -4,15 +4,15 @@
  * backpressure through real kubectl (bounded buffering when one side stops reading).
  */
 import { assert, describe, it } from "@effect/vitest"
+import { Spdy } from "@kube-forward/protocol"
 import { Effect } from "effect"
 import * as Crypto from "node:crypto"
 import * as Net from "node:net"
-import { Spdy } from "@kube-forward/protocol"
+import { Backend, FakeCluster } from "../src/index.ts"
 import { zero } from "../src/internal/counters.ts"
 import type { ForwardHost } from "../src/internal/host.ts"
 import { SpdySession } from "../src/internal/spdySession.ts"
 import type { Transport } from "../src/internal/transport.ts"
-import { Backend, FakeCluster } from "../src/index.ts"
 import { portForward } from "./helpers/kubectl.ts"
 import { Signal } from "./helpers/signal.ts"
 
@@ -60,7 +60,11 @@ const harness = Effect.gen(function*() {
     pod: { namespace: "default", name: "web", uid: "uid-1" },
     resolve: (port) => {
       const address = { host: "127.0.0.1", port: echoPort }
-      return port === 80 ? Promise.resolve(address) : port === 8080 ? gate.then(() => address) : Promise.resolve(undefined)
+      return port === 80
+        ? Promise.resolve(address)
+        : port === 8080
+        ? gate.then(() => address)
+        : Promise.resolve(undefined)
     }
   }
   const session = new SpdySession(transport, host)
@@ -142,7 +146,9 @@ describe("SpdySession", () => {
       assert.deepStrictEqual(h.reads, ["pause"], "over 1 MiB pending: the client is paused")
       h.session.feed(Spdy.encodeDataFrame(3, Buffer.alloc(0), true))
       h.openGate()
-      const all = yield* h.waitFrames((w) => w.some((f) => f._tag === "Data" && f.streamId === 3 && (f.flags & Spdy.FLAG_FIN) !== 0))
+      const all = yield* h.waitFrames((w) =>
+        w.some((f) => f._tag === "Data" && f.streamId === 3 && (f.flags & Spdy.FLAG_FIN) !== 0)
+      )
       assert.strictEqual(h.reads[1], "resume", "read again once the dial completed")
       const echoed = Buffer.concat(all.filter((f) => f._tag === "Data" && f.streamId === 3).map((f) => f.payload))
       assert.isTrue(echoed.equals(payload), "every byte, in order")
@@ -181,7 +187,10 @@ describe("backpressure", () => {
     it.live(`${version}: an endless source stalls when the local client stops reading`, () =>
       Effect.gen(function*() {
         const cluster = yield* FakeCluster.make({
-          pods: [{ name: "firehose", containers: [{ name: "a", ports: [{ containerPort: 9, backend: Backend.source() }] }] }]
+          pods: [{
+            name: "firehose",
+            containers: [{ name: "a", ports: [{ containerPort: 9, backend: Backend.source() }] }]
+          }]
         })
         const fwd = yield* portForward(cluster, version, "pod/firehose", 9)
         const socket = yield* Effect.acquireRelease(
@@ -199,7 +208,9 @@ describe("backpressure", () => {
           received += chunk.length
         })
         socket.resume()
-        yield* cluster.awaitCounters((c) => c.bytesFromPod > stalled + 16 * 1024 * 1024).pipe(Effect.timeout("30 seconds"))
+        yield* cluster.awaitCounters((c) => c.bytesFromPod > stalled + 16 * 1024 * 1024).pipe(
+          Effect.timeout("30 seconds")
+        )
         assert.isAbove(received, 0)
       }))
   }

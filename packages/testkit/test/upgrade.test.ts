@@ -11,7 +11,10 @@ import { type Decision, negotiate, parsePorts, type UpgradeState } from "../src/
 const PATH = "/api/v1/namespaces/default/pods/web/portforward"
 const KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
-const state = (extra: Partial<UpgradeState> = {}, pods: Record<string, PodPhase> = { "default/web": "Running" }): UpgradeState => ({
+const state = (
+  extra: Partial<UpgradeState> = {},
+  pods: Record<string, PodPhase> = { "default/web": "Running" }
+): UpgradeState => ({
   mode: "tunnel",
   fault: undefined,
   podPhase: (namespace, name) => pods[`${namespace}/${name}`],
@@ -59,18 +62,27 @@ describe("upgrade negotiation", () => {
   it("the tunnel answers with its subprotocol, unless the server is spdy-only", () => {
     const d = negotiate(ws("SPDY/3.1+portforward.k8s.io"), state())
     assert.strictEqual(d._tag === "Accept" && d.transport, "tunnel")
-    assert.strictEqual(d._tag === "Accept" && d.response, WebSocket.handshakeResponse(KEY, "SPDY/3.1+portforward.k8s.io"))
+    assert.strictEqual(
+      d._tag === "Accept" && d.response,
+      WebSocket.handshakeResponse(KEY, "SPDY/3.1+portforward.k8s.io")
+    )
     assert.deepStrictEqual(rejected(negotiate(ws("SPDY/3.1+portforward.k8s.io"), state({ mode: "spdy-only" }))), [
       400,
       "unable to upgrade connection: subprotocol \"SPDY/3.1+portforward.k8s.io\" is not supported"
     ])
     // spdy-only still takes plain SPDY and the channel protocol
     assert.strictEqual(negotiate(spdy(), state({ mode: "spdy-only" }))._tag, "Accept")
-    assert.strictEqual(negotiate(ws("v4.channel.k8s.io", `${PATH}?ports=80`), state({ mode: "spdy-only" }))._tag, "Accept")
+    assert.strictEqual(
+      negotiate(ws("v4.channel.k8s.io", `${PATH}?ports=80`), state({ mode: "spdy-only" }))._tag,
+      "Accept"
+    )
   })
 
   it("the channel protocol picks v4 (never v5), or none when none is offered, and parses ports as kubelet", () => {
-    const d = negotiate(ws("v5.channel.k8s.io, v4.channel.k8s.io, channel.k8s.io", `${PATH}?ports=80,8080&ports=7`), state())
+    const d = negotiate(
+      ws("v5.channel.k8s.io, v4.channel.k8s.io, channel.k8s.io", `${PATH}?ports=80,8080&ports=7`),
+      state()
+    )
     assert.strictEqual(d._tag === "Accept" && d.transport, "websocket")
     assert.deepStrictEqual(d._tag === "Accept" && d.ports, [80, 8080, 7])
     assert.strictEqual(d._tag === "Accept" && d.response, WebSocket.handshakeResponse(KEY, "v4.channel.k8s.io"))
@@ -80,7 +92,10 @@ describe("upgrade negotiation", () => {
       400,
       "unable to upgrade connection: none of the requested subprotocols are supported: v5.channel.k8s.io"
     ])
-    assert.deepStrictEqual(rejected(negotiate(ws("v4.channel.k8s.io"), state())), [400, "query parameter \"port\" is required"])
+    assert.deepStrictEqual(rejected(negotiate(ws("v4.channel.k8s.io"), state())), [
+      400,
+      "query parameter \"port\" is required"
+    ])
     assert.deepStrictEqual(parsePorts(["80", " 0"]), "unable to parse \"0\" as a port: invalid port")
     assert.deepStrictEqual(parsePorts(["65536"]), "unable to parse \"65536\" as a port: invalid port")
     assert.deepStrictEqual(parsePorts(["1,,65535"]), [1, 65535])
@@ -89,10 +104,13 @@ describe("upgrade negotiation", () => {
   it("a WebSocket upgrade must be a GET with a key", () => {
     assert.deepStrictEqual(rejected(negotiate(ws("v4.channel.k8s.io", `${PATH}?ports=80`, "POST"), state()))[0], 405)
     const noKey = ws("v4.channel.k8s.io", `${PATH}?ports=80`)
-    assert.deepStrictEqual(rejected(negotiate({ ...noKey, headers: { ...noKey.headers, "sec-websocket-key": "" } }, state())), [
-      400,
-      "missing Sec-WebSocket-Key"
-    ])
+    assert.deepStrictEqual(
+      rejected(negotiate({ ...noKey, headers: { ...noKey.headers, "sec-websocket-key": "" } }, state())),
+      [
+        400,
+        "missing Sec-WebSocket-Key"
+      ]
+    )
   })
 
   it("the pod must exist and be Running; other paths and upgrades are refused", () => {
@@ -116,7 +134,9 @@ describe("upgrade negotiation", () => {
         403,
         "pods \"web\" is forbidden: User \"system:anonymous\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"default\""
       ])
-      assert.deepStrictEqual(negotiate(request, { ...missingPod, fault: { _tag: "CloseWithoutStatus" } }), { _tag: "Drop" })
+      assert.deepStrictEqual(negotiate(request, { ...missingPod, fault: { _tag: "CloseWithoutStatus" } }), {
+        _tag: "Drop"
+      })
       assert.deepStrictEqual(negotiate(request, { ...missingPod, fault: { _tag: "Hang" } }), { _tag: "Hold" })
     }
   })

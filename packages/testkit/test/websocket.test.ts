@@ -17,7 +17,6 @@ import { clientNodeForward, echoExactly } from "./helpers/clientNode.ts"
 import { randomBytes, sha256 } from "./helpers/kubectl.ts"
 import { Signal } from "./helpers/signal.ts"
 
-
 describe("transports", () => {
   it("header and payload written apart: the same bytes and the same backpressure as one buffer", () => {
     /** A socket whose writes stay buffered until `release` (so highWaterMark is reached). */
@@ -51,8 +50,16 @@ describe("transports", () => {
     // WebSocket messages: sendParts(prefix, payload) vs send(prefix ++ payload)
     const a = stuckSocket()
     const b = stuckSocket()
-    const joined = new WsConnection(a.socket, "stream", { onBinary: () => undefined, onDrain: () => undefined, onClose: () => undefined })
-    const parts = new WsConnection(b.socket, "stream", { onBinary: () => undefined, onDrain: () => undefined, onClose: () => undefined })
+    const joined = new WsConnection(a.socket, "stream", {
+      onBinary: () => undefined,
+      onDrain: () => undefined,
+      onClose: () => undefined
+    })
+    const parts = new WsConnection(b.socket, "stream", {
+      onBinary: () => undefined,
+      onDrain: () => undefined,
+      onClose: () => undefined
+    })
     const payloads = sizes.map((n) => Crypto.randomBytes(n))
     const joinedResults = payloads.map((p) => joined.send(Buffer.concat([prefix, p])))
     const partsResults = payloads.map((p) => parts.sendParts(prefix, p))
@@ -219,13 +226,18 @@ describe("v4.channel.k8s.io (raw client)", () => {
       assert.strictEqual(code, 1000)
       assert.deepStrictEqual(ws.messages.slice(0, 2).map((m) => m.toString("hex")), ["005100", "015100"])
       assert.strictEqual(ws.messages[2]![0], 1)
-      assert.match(ws.messages[2]!.subarray(1).toString(), /^error forwarding port 81 to pod web, uid .*connection refused/)
+      assert.match(
+        ws.messages[2]!.subarray(1).toString(),
+        /^error forwarding port 81 to pod web, uid .*connection refused/
+      )
     }))
 
   it.live("upgrade errors are Status bodies", () =>
     Effect.gen(function*() {
       const c = yield* cluster()
-      const missing = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/nope/portforward?ports=80", ["v4.channel.k8s.io"])
+      const missing = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/nope/portforward?ports=80", [
+        "v4.channel.k8s.io"
+      ])
       assert.strictEqual(missing.status, 404)
       assert.deepStrictEqual(JSON.parse(missing.body), {
         kind: "Status",
@@ -245,7 +257,9 @@ describe("v4.channel.k8s.io (raw client)", () => {
       ])
       assert.strictEqual(tunnel.status, 400)
       yield* c.setUpgradeFault({ _tag: "Status", code: 503 })
-      const faulted = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/web/portforward?ports=80", ["v4.channel.k8s.io"])
+      const faulted = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/web/portforward?ports=80", [
+        "v4.channel.k8s.io"
+      ])
       assert.strictEqual(faulted.status, 503)
       assert.strictEqual(JSON.parse(faulted.body).reason, "ServiceUnavailable")
     }))

@@ -9,19 +9,19 @@
  *
  * @internal
  */
-import type { ExitStatus, OutputLine } from "../Kubectl.ts"
 import type { ForwardedPort } from "../Forwarder.ts"
 import type { ForwardSpec, RemotePort } from "../ForwardSpec.ts"
+import type { ExitStatus, OutputLine } from "../Kubectl.ts"
 import {
   ClusterUnreachable,
   Forbidden,
   KubeconfigInvalid,
   KubectlFailed,
+  type OpenError,
   PodNotFound,
   PodNotRunning,
   PortInUse,
   PortNotFound,
-  type OpenError,
   RemoteRefused,
   Unauthorized,
   VerifyFailed
@@ -116,33 +116,57 @@ const CREDENTIALS_FAILURE = /getting credentials|exec plugin|executable .* not f
 
 type Rule = (line: string, ctx: FailureContext, exit: ExitStatus) => OpenError | undefined
 
-const rule = (re: RegExp, make: (m: RegExpExecArray, ctx: FailureContext, exit: ExitStatus) => OpenError | undefined): Rule =>
-(line, ctx, exit) => {
-  const m = re.exec(line)
-  return m === null ? undefined : make(m, ctx, exit)
-}
+const rule =
+  (re: RegExp, make: (m: RegExpExecArray, ctx: FailureContext, exit: ExitStatus) => OpenError | undefined): Rule =>
+  (line, ctx, exit) => {
+    const m = re.exec(line)
+    return m === null ? undefined : make(m, ctx, exit)
+  }
 
 const portValue = (text: string): number | string => /^\d+$/.test(text) ? Number(text) : text
 
 /** kubectl's final words, each a whole line as it prints it (anchored, so a quote elsewhere cannot match). */
 const RULES: ReadonlyArray<Rule> = [
   rule(/^Error in configuration: (.*)$/, (m) => new KubeconfigInvalid({ detail: m[1] })),
-  rule(/^error: error loading config file (.*)$/, (m) => new KubeconfigInvalid({ detail: `error loading config file ${m[1]}` })),
-  rule(/^error: stat (.*): no such file or directory$/, (m) => new KubeconfigInvalid({ detail: `${m[1]}: no such file` })),
-  rule(/^Error from server \(NotFound\): (.*)$/, (m, ctx) =>
-    new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: m[1] })),
+  rule(
+    /^error: error loading config file (.*)$/,
+    (m) => new KubeconfigInvalid({ detail: `error loading config file ${m[1]}` })
+  ),
+  rule(
+    /^error: stat (.*): no such file or directory$/,
+    (m) => new KubeconfigInvalid({ detail: `${m[1]}: no such file` })
+  ),
+  rule(
+    /^Error from server \(NotFound\): (.*)$/,
+    (m, ctx) => new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: m[1] })
+  ),
   rule(/^Error from server \(Forbidden\): (.*)$/, (m) => new Forbidden({ detail: m[1] })),
   rule(/^Error from server \(Unauthorized\): (.*)$/, (m) => new Unauthorized({ detail: m[1] })),
-  rule(/^error: You must be logged in to the server ?(.*)$/, (m) =>
-    new Unauthorized({ detail: `you must be logged in to the server ${m[1]}`.trim() })),
-  rule(/^error: unable to forward port because pod is not running\. Current status=(\w+)/, (m, ctx) =>
-    new PodNotRunning({ target: ctx.target, namespace: ctx.namespace, phase: m[1] })),
-  rule(/^error: Service (\S+) does not have a service port (\S+)$/, (m, ctx) =>
-    new PortNotFound({ target: ctx.target, remotePort: portValue(m[2]), detail: m[0].slice(7) })),
-  rule(/^error: Pod '([^']*)' does not have a named port '([^']*)'$/, (m, ctx) =>
-    new PortNotFound({ target: ctx.target, remotePort: m[2], detail: m[0].slice(7) })),
-  rule(/^error: timed out waiting for the condition/, (m, ctx) =>
-    new PodNotFound({ target: ctx.target, namespace: ctx.namespace, detail: `no running pod was found for it (${m[0].slice(7)})` })),
+  rule(
+    /^error: You must be logged in to the server ?(.*)$/,
+    (m) => new Unauthorized({ detail: `you must be logged in to the server ${m[1]}`.trim() })
+  ),
+  rule(
+    /^error: unable to forward port because pod is not running\. Current status=(\w+)/,
+    (m, ctx) => new PodNotRunning({ target: ctx.target, namespace: ctx.namespace, phase: m[1] })
+  ),
+  rule(
+    /^error: Service (\S+) does not have a service port (\S+)$/,
+    (m, ctx) => new PortNotFound({ target: ctx.target, remotePort: portValue(m[2]), detail: m[0].slice(7) })
+  ),
+  rule(
+    /^error: Pod '([^']*)' does not have a named port '([^']*)'$/,
+    (m, ctx) => new PortNotFound({ target: ctx.target, remotePort: m[2], detail: m[0].slice(7) })
+  ),
+  rule(
+    /^error: timed out waiting for the condition/,
+    (m, ctx) =>
+      new PodNotFound({
+        target: ctx.target,
+        namespace: ctx.namespace,
+        detail: `no running pod was found for it (${m[0].slice(7)})`
+      })
+  ),
   rule(/^error: error upgrading connection: (.*)$/, (m, ctx) => {
     const cause = m[1]
     if (/forbidden/i.test(cause)) return new Forbidden({ detail: cause })
@@ -152,8 +176,10 @@ const RULES: ReadonlyArray<Rule> = [
     }
     return undefined
   }),
-  rule(/^The connection to the server (.*) was refused/, (m) =>
-    new ClusterUnreachable({ detail: `connection to ${m[1]} refused` })),
+  rule(
+    /^The connection to the server (.*) was refused/,
+    (m) => new ClusterUnreachable({ detail: `connection to ${m[1]} refused` })
+  ),
   rule(/^Unable to connect to the server: (.*)$/, (m) =>
     CREDENTIALS_FAILURE.test(m[1])
       ? new Unauthorized({ detail: m[1] })
@@ -343,10 +369,18 @@ export class KubectlOutput {
       const error = classifyFailure(this.ctx, this.stderr, check.exit ?? RUNNING)
       if (error._tag !== "KubectlFailed" || !refused) return error
       // kubectl logged the kubelet's refusal but said nothing more specific
-      return new RemoteRefused({ target: this.ctx.target, remotePort: this.spec.ports[0].remote, detail: this.stderr.join("\n") })
+      return new RemoteRefused({
+        target: this.ctx.target,
+        remotePort: this.spec.ports[0].remote,
+        detail: this.stderr.join("\n")
+      })
     }
     if (check.checkFailure === undefined) return undefined
-    return new VerifyFailed({ target: this.ctx.target, localPort: check.checkFailure.local, detail: check.checkFailure.detail })
+    return new VerifyFailed({
+      target: this.ctx.target,
+      localPort: check.checkFailure.local,
+      detail: check.checkFailure.detail
+    })
   }
 
   /** Why a ready kubectl ended, in a few words. */

@@ -10,8 +10,8 @@
  *
  * @internal
  */
-import * as Net from "node:net"
 import { Effect } from "effect"
+import * as Net from "node:net"
 
 /** How the probe connection ended. */
 export type ProbeOutcome = "data" | "closed"
@@ -54,8 +54,13 @@ export const probe = (host: string, port: number): Effect.Effect<ProbeOutcome, P
           ? Effect.succeed("closed")
           : Effect.fail({ _tag: "ProbeFailure", detail: `${error.code ?? "error"}: ${error.message}` })
       ))
-    socket.once("close", () =>
-      finish(connected ? Effect.succeed("closed") : Effect.fail({ _tag: "ProbeFailure", detail: "connection closed" })))
+    socket.once(
+      "close",
+      () =>
+        finish(
+          connected ? Effect.succeed("closed") : Effect.fail({ _tag: "ProbeFailure", detail: "connection closed" })
+        )
+    )
     return Effect.sync(() => {
       done = true
       socket.destroy()

@@ -59,7 +59,10 @@ export const makeHandle = (controls: Controls): Effect.Effect<Handle> =>
     const kill = Effect.suspend(() =>
       Deferred.isDoneUnsafe(exited)
         ? exit
-        : controls.terminate.pipe(Effect.andThen(Effect.raceFirst(Deferred.await(exited), escalate)), Effect.andThen(exit))
+        : controls.terminate.pipe(
+          Effect.andThen(Effect.raceFirst(Deferred.await(exited), escalate)),
+          Effect.andThen(exit)
+        )
     )
     const process: KubectlProcess = {
       pid: controls.pid,

@@ -5,10 +5,10 @@
  *
  * @internal
  */
-import { Effect, FiberSet, Metric, type Scope } from "effect"
 import type { Attempt, AttemptRequest, Ended, ForwardedPort } from "@kube-forward/core/Forwarder"
 import * as ForwardMetrics from "@kube-forward/core/ForwardMetrics"
 import { ClusterUnreachable, type OpenError, PodNotFound, RemoteRefused } from "@kube-forward/core/PortForwardError"
+import { Effect, FiberSet, Metric, type Scope } from "effect"
 import { carry, check, type Opener } from "./connection.ts"
 import type { KubeClient } from "./kubeClient.ts"
 import * as Listeners from "./listeners.ts"
@@ -63,7 +63,9 @@ const podRoute = (
 ): Effect.Effect<Route, OpenError, Scope.Scope> =>
   Effect.map(podSession(client, namespace, target.pod, settings, notFound), (session) => ({
     opener: (i) => (events) => session.open(target.ports[i], events),
-    ended: Effect.callback<Ended>((resume) => session.onEnd((reason) => resume(Effect.succeed({ reason, exitCode: null })))),
+    ended: Effect.callback<Ended>((resume) =>
+      session.onEnd((reason) => resume(Effect.succeed({ reason, exitCode: null })))
+    ),
     endedReason: () => session.ended
   }))
 
@@ -82,19 +84,30 @@ const verify = (request: AttemptRequest, route: Route): Effect.Effect<void, Open
   )
 
 /** Counts and logs a connection that failed while the forward stays up. */
-const reporter = (request: AttemptRequest, run: (effect: Effect.Effect<void>) => unknown) => (portIndex: number) => (reason: string) =>
-  run(
-    Effect.logWarning(
-      `a connection through ${request.spec.resource} port ${request.spec.ports[portIndex].remote} failed (the forward stays up): ${reason}`
-    ).pipe(Effect.andThen(Metric.update(Metric.withAttributes(ForwardMetrics.connectionFailures, { backend: "native" }), 1)))
-  )
+const reporter =
+  (request: AttemptRequest, run: (effect: Effect.Effect<void>) => unknown) => (portIndex: number) => (reason: string) =>
+    run(
+      Effect.logWarning(
+        `a connection through ${request.spec.resource} port ${
+          request.spec.ports[portIndex].remote
+        } failed (the forward stays up): ${reason}`
+      ).pipe(
+        Effect.andThen(
+          Metric.update(Metric.withAttributes(ForwardMetrics.connectionFailures, { backend: "native" }), 1)
+        )
+      )
+    )
 
 /** Starts one attempt; everything it starts belongs to the current scope. */
 export const start = (
   request: AttemptRequest,
   client: KubeClient,
   settings: Settings,
-  makeRoute: (target: Resolved, namespace: string, notFound: (detail: string) => PodNotFound) => Effect.Effect<Route, OpenError, Scope.Scope>
+  makeRoute: (
+    target: Resolved,
+    namespace: string,
+    notFound: (detail: string) => PodNotFound
+  ) => Effect.Effect<Route, OpenError, Scope.Scope>
 ): Effect.Effect<Attempt, OpenError, Scope.Scope> =>
   Effect.gen(function*() {
     const { spec } = request
@@ -117,6 +130,7 @@ export const start = (
   })
 
 /** The route of a single pod (the default; spreading is in `spread.ts`). */
-export const singlePod = (client: KubeClient, settings: Settings) =>
-(target: Resolved, namespace: string, notFound: (detail: string) => PodNotFound) =>
-  podRoute(client, namespace, target, settings, notFound)
+export const singlePod =
+  (client: KubeClient, settings: Settings) =>
+  (target: Resolved, namespace: string, notFound: (detail: string) => PodNotFound) =>
+    podRoute(client, namespace, target, settings, notFound)

@@ -4,7 +4,6 @@
  *
  * @internal
  */
-import type * as Http from "node:http"
 import {
   ApiServerError,
   ClusterUnreachable,
@@ -12,6 +11,7 @@ import {
   PodNotFound,
   Unauthorized
 } from "@kube-forward/core/PortForwardError"
+import type * as Http from "node:http"
 
 /** What can go wrong before an answer arrives. */
 export type RequestFailure = ClusterUnreachable | Unauthorized

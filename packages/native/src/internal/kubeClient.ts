@@ -13,12 +13,12 @@
  *
  * @internal
  */
+import { KubeconfigInvalid, Unauthorized } from "@kube-forward/core/PortForwardError"
 import { Effect } from "effect"
 import * as Http from "node:http"
 import * as Https from "node:https"
-import * as Path from "node:path"
 import type * as Net from "node:net"
-import { KubeconfigInvalid, Unauthorized } from "@kube-forward/core/PortForwardError"
+import * as Path from "node:path"
 import { type RequestFailure, requestFailure } from "./errors.ts"
 
 type KubeConfigModule = typeof import("@kubernetes/client-node/dist/config.js")
@@ -158,7 +158,9 @@ export const make = (source: Source): Effect.Effect<KubeClient, KubeconfigInvali
     const request = (spec: RequestSpec) =>
       requestOptions(kc, spec).pipe(
         Effect.mapError((e): RequestFailure => e),
-        Effect.flatMap((options) => Effect.try({ try: () => startRequest(server, options), catch: requestFailure(server) }))
+        Effect.flatMap((options) =>
+          Effect.try({ try: () => startRequest(server, options), catch: requestFailure(server) })
+        )
       )
     return { server, namespace, request }
   })

@@ -8,9 +8,9 @@
  *
  * @internal
  */
+import { InvalidSpec, PortInUse } from "@kube-forward/core/PortForwardError"
 import { Effect, type Scope } from "effect"
 import * as Net from "node:net"
-import { InvalidSpec, PortInUse } from "@kube-forward/core/PortForwardError"
 
 /** One bound port: where it listens (the first address) and its servers. */
 export interface Bound {
@@ -63,7 +63,9 @@ const closeAll = (servers: ReadonlyArray<Net.Server>): Promise<void> =>
 
 const bindError = (port: number, address: string, dynamic: boolean, e: NodeJS.ErrnoException): BindError => {
   if (e.code === "EADDRINUSE") return new PortInUse({ port, address, dynamic })
-  const why = e.code === "EADDRNOTAVAIL" ? `${address} is not an address of this machine` : `${e.code ?? "error"}: ${e.message}`
+  const why = e.code === "EADDRNOTAVAIL"
+    ? `${address} is not an address of this machine`
+    : `${e.code ?? "error"}: ${e.message}`
   return new InvalidSpec({ issues: [{ path: "address", message: `cannot listen on ${address}:${port}: ${why}` }] })
 }
 
@@ -118,7 +120,10 @@ export const bind = (
           throw e
         }
       },
-      catch: (e) => e instanceof PortInUse || e instanceof InvalidSpec ? e : bindError(0, addresses.join(","), false, e as NodeJS.ErrnoException)
+      catch: (e) =>
+        e instanceof PortInUse || e instanceof InvalidSpec
+          ? e
+          : bindError(0, addresses.join(","), false, e as NodeJS.ErrnoException)
     }),
     (bound) => Effect.promise(() => closeAll(bound.flatMap((b) => b.servers)))
   )

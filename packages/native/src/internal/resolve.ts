@@ -4,9 +4,9 @@
  *
  * @internal
  */
-import { Effect } from "effect"
 import type { ForwardSpec } from "@kube-forward/core/ForwardSpec"
 import { PodNotFound, PodNotRunning, PortNotFound } from "@kube-forward/core/PortForwardError"
+import { Effect } from "effect"
 import type { KubeClient } from "./kubeClient.ts"
 import { getJson, type RestError } from "./rest.ts"
 import * as Targets from "./targets.ts"
@@ -76,7 +76,11 @@ const podOf = (
   })
 
 /** Resolves `spec`'s target in `namespace`: the pod (Running) and the container ports. */
-export const resolve = (client: KubeClient, spec: ForwardSpec, namespace: string): Effect.Effect<Resolved, ResolveError> =>
+export const resolve = (
+  client: KubeClient,
+  spec: ForwardSpec,
+  namespace: string
+): Effect.Effect<Resolved, ResolveError> =>
   Effect.gen(function*() {
     const notFound = (detail: string) => new PodNotFound({ target: spec.resource, namespace, detail })
     const object = yield* getJson(client, pathOf(spec.target.kind, namespace, spec.target.name), notFound)
@@ -86,7 +90,9 @@ export const resolve = (client: KubeClient, spec: ForwardSpec, namespace: string
     const service = spec.target.kind === "service" ? object as Targets.Service : undefined
     const ports: Array<number> = []
     for (const { remote } of spec.ports) {
-      const port = service === undefined ? Targets.podPort(picked.pod, remote) : Targets.servicePort(service, picked.pod, remote)
+      const port = service === undefined
+        ? Targets.podPort(picked.pod, remote)
+        : Targets.servicePort(service, picked.pod, remote)
       if (typeof port !== "number") {
         return yield* new PortNotFound({ target: spec.resource, remotePort: port.remote, detail: port.detail })
       }
@@ -99,6 +105,8 @@ export const resolve = (client: KubeClient, spec: ForwardSpec, namespace: string
       podObject: picked.pod,
       remotes: spec.ports.map((p) => p.remote),
       ports,
-      service: service !== undefined && picked.selector !== undefined ? { object: service, selector: picked.selector } : undefined
+      service: service !== undefined && picked.selector !== undefined
+        ? { object: service, selector: picked.selector }
+        : undefined
     }
   })

@@ -4,8 +4,6 @@
  *
  * @internal
  */
-import { Cause, Effect, Queue, Stream } from "effect"
-import type * as Http from "node:http"
 import {
   type ApiServerError,
   type ClusterUnreachable,
@@ -13,6 +11,8 @@ import {
   PodNotFound,
   type Unauthorized
 } from "@kube-forward/core/PortForwardError"
+import { Cause, Effect, Queue, Stream } from "effect"
+import type * as Http from "node:http"
 import { answerError, requestFailure } from "./errors.ts"
 import type { KubeClient } from "./kubeClient.ts"
 
@@ -94,7 +94,11 @@ export const watch = (client: KubeClient, path: string): Stream.Stream<WatchEven
 
 const failCause = (e: RestError) => Cause.fail(e)
 
-const follow = (response: Http.IncomingMessage, queue: Queue.Queue<WatchEvent, RestError | Cause.Done>, client: KubeClient) => {
+const follow = (
+  response: Http.IncomingMessage,
+  queue: Queue.Queue<WatchEvent, RestError | Cause.Done>,
+  client: KubeClient
+) => {
   if (response.statusCode !== 200) {
     readBody(response, 1024 * 1024).then(
       (body) => Queue.failCauseUnsafe(queue, failCause(answerError(response, body, notWatchable))),

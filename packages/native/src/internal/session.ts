@@ -367,8 +367,9 @@ export class Session {
     try {
       frames = this.decoder.push(bytes)
       for (const frame of frames) {
-        if (frame._tag === "Data") this.pairs.get(frame.streamId)?.received(frame.streamId, frame.payload, (frame.flags & Spdy.FLAG_FIN) !== 0)
-        else this.control(Spdy.decodeControl(frame))
+        if (frame._tag === "Data") {
+          this.pairs.get(frame.streamId)?.received(frame.streamId, frame.payload, (frame.flags & Spdy.FLAG_FIN) !== 0)
+        } else this.control(Spdy.decodeControl(frame))
         if (this.endReason !== undefined) return
       }
     } catch (e) {

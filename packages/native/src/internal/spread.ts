@@ -9,10 +9,10 @@
  *
  * @internal
  */
-import { Deferred, Effect, Exit, FiberSet, Scope, Stream } from "effect"
 import type { Ended } from "@kube-forward/core/Forwarder"
 import type { OpenError, PodNotFound } from "@kube-forward/core/PortForwardError"
-import { type Route, type Settings, podSession } from "./attempt.ts"
+import { Deferred, Effect, Exit, FiberSet, Scope, Stream } from "effect"
+import { podSession, type Route, type Settings } from "./attempt.ts"
 import { failedPair, type Opener } from "./connection.ts"
 import type { KubeClient } from "./kubeClient.ts"
 import type { Resolved } from "./resolve.ts"
@@ -85,7 +85,13 @@ const listPath = (namespace: string, selector: string) =>
   `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${encodeURIComponent(selector)}`
 
 /** Lists the pods, then follows them until the watch fails; re-lists when a watch ends. */
-const follow = (client: KubeClient, namespace: string, selector: string, pool: Pool, notFound: (d: string) => PodNotFound) =>
+const follow = (
+  client: KubeClient,
+  namespace: string,
+  selector: string,
+  pool: Pool,
+  notFound: (d: string) => PodNotFound
+) =>
   Effect.gen(function*() {
     while (true) {
       const list = (yield* getJson(client, listPath(namespace, selector), notFound)) as {
@@ -94,32 +100,41 @@ const follow = (client: KubeClient, namespace: string, selector: string, pool: P
       }
       pool.replace(list.items ?? [])
       const rv = list.metadata?.resourceVersion ?? ""
-      yield* watch(client, `${listPath(namespace, selector)}&watch=true&resourceVersion=${encodeURIComponent(rv)}`).pipe(
-        Stream.runForEach((event) =>
-          Effect.sync(() => {
-            if (event.type === "ADDED" || event.type === "MODIFIED" || event.type === "DELETED") {
-              pool.update(event.object as Targets.Pod, event.type === "DELETED")
-            }
-          })
+      yield* watch(client, `${listPath(namespace, selector)}&watch=true&resourceVersion=${encodeURIComponent(rv)}`)
+        .pipe(
+          Stream.runForEach((event) =>
+            Effect.sync(() => {
+              if (event.type === "ADDED" || event.type === "MODIFIED" || event.type === "DELETED") {
+                pool.update(event.object as Targets.Pod, event.type === "DELETED")
+              }
+            })
+          )
         )
-      )
     }
   })
 
 /** The route that spreads a service's connections over its ready pods. */
 export const route = (client: KubeClient, settings: Settings) =>
-(target: Resolved, namespace: string, notFound: (detail: string) => PodNotFound): Effect.Effect<Route, OpenError, Scope.Scope> =>
+(
+  target: Resolved,
+  namespace: string,
+  notFound: (detail: string) => PodNotFound
+): Effect.Effect<Route, OpenError, Scope.Scope> =>
   Effect.gen(function*() {
     const service = target.service
     if (service === undefined) return yield* Effect.die("spreading needs a service target")
     const scope = yield* Effect.scope
     const runPromise = yield* FiberSet.makeRuntimePromise<never>()
     const connect = (pod: Targets.Pod): Promise<Member | undefined> =>
-      runPromise(Effect.gen(function*() {
-        const podScope = yield* Scope.fork(scope, "sequential")
-        const session = yield* podSession(client, namespace, pod.metadata.name, settings, notFound).pipe(Scope.provide(podScope))
-        return { pod, session, scope: podScope }
-      }).pipe(Effect.catch(() => Effect.succeed(undefined))))
+      runPromise(
+        Effect.gen(function*() {
+          const podScope = yield* Scope.fork(scope, "sequential")
+          const session = yield* podSession(client, namespace, pod.metadata.name, settings, notFound).pipe(
+            Scope.provide(podScope)
+          )
+          return { pod, session, scope: podScope }
+        }).pipe(Effect.catch(() => Effect.succeed(undefined)))
+      )
     const pool = new Pool(connect)
     // the first pod is the one kubectl would pick: its session is up before the forward is
     // ready, and its failure is the attempt's
@@ -128,12 +143,19 @@ export const route = (client: KubeClient, settings: Settings) =>
     pool.add({ pod: target.podObject, session: first, scope: firstScope })
     const ended = yield* Deferred.make<Ended>()
     yield* follow(client, namespace, service.selector, pool, notFound).pipe(
-      Effect.catch((e) => Deferred.succeed(ended, { reason: `following the pods of ${service.object.metadata.name} failed: ${e.message}`, exitCode: null })),
+      Effect.catch((e) =>
+        Deferred.succeed(ended, {
+          reason: `following the pods of ${service.object.metadata.name} failed: ${e.message}`,
+          exitCode: null
+        })
+      ),
       Effect.forkScoped
     )
     const opener = (i: number): Opener => (events) => {
       const member = pool.next()
-      if (member === undefined) return failedPair(events, `no ready pod behind service ${service.object.metadata.name}`)
+      if (member === undefined) {
+        return failedPair(events, `no ready pod behind service ${service.object.metadata.name}`)
+      }
       const port = Targets.servicePort(service.object, member.pod, target.remotes[i])
       return typeof port === "number" ? member.session.open(port, events) : failedPair(events, port.detail)
     }

@@ -25,7 +25,9 @@ export interface Pod {
   }
   readonly status?: {
     readonly phase?: string
-    readonly conditions?: ReadonlyArray<{ readonly type: string; readonly status: string; readonly lastTransitionTime?: string }>
+    readonly conditions?: ReadonlyArray<
+      { readonly type: string; readonly status: string; readonly lastTransitionTime?: string }
+    >
     readonly containerStatuses?: ReadonlyArray<{ readonly restartCount?: number }>
   }
 }
@@ -40,7 +42,9 @@ export interface Service {
   readonly spec?: {
     readonly selector?: Readonly<Record<string, string>>
     readonly clusterIP?: string
-    readonly ports?: ReadonlyArray<{ readonly name?: string; readonly port: number; readonly targetPort?: number | string }>
+    readonly ports?: ReadonlyArray<
+      { readonly name?: string; readonly port: number; readonly targetPort?: number | string }
+    >
   }
 }
 
@@ -65,7 +69,8 @@ export const selectorQuery = (selector: LabelSelector | undefined): string | und
   return parts.length === 0 ? undefined : parts.join(",")
 }
 
-const phaseRank = (pod: Pod): number => ({ Pending: 0, Unknown: 1, Running: 2 } as Record<string, number>)[pod.status?.phase ?? ""] ?? 0
+const phaseRank = (pod: Pod): number =>
+  ({ Pending: 0, Unknown: 1, Running: 2 } as Record<string, number>)[pod.status?.phase ?? ""] ?? 0
 
 const readyCondition = (pod: Pod) => pod.status?.conditions?.find((c) => c.type === "Ready")
 
@@ -74,7 +79,8 @@ export const isReady = (pod: Pod): boolean => readyCondition(pod)?.status === "T
 
 const time = (text: string | undefined): number => text === undefined ? 0 : Date.parse(text) || 0
 
-const restarts = (pod: Pod): number => Math.max(0, ...(pod.status?.containerStatuses ?? []).map((c) => c.restartCount ?? 0))
+const restarts = (pod: Pod): number =>
+  Math.max(0, ...(pod.status?.containerStatuses ?? []).map((c) => c.restartCount ?? 0))
 
 /** kubectl's `ActivePods` "less active than", reversed: negative when `a` comes first. */
 export const compareForForwarding = (a: Pod, b: Pod): number => {

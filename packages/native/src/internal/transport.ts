@@ -5,8 +5,8 @@
  *
  * @internal
  */
-import type * as Net from "node:net"
 import { WebSocket } from "@kube-forward/protocol"
+import type * as Net from "node:net"
 
 /** What the session needs from the bytes under it. */
 export interface Transport {

@@ -13,9 +13,6 @@
  *
  * @internal
  */
-import { Effect, type Scope } from "effect"
-import type * as Http from "node:http"
-import type * as Net from "node:net"
 import type {
   ApiServerError,
   ClusterUnreachable,
@@ -24,6 +21,9 @@ import type {
   Unauthorized
 } from "@kube-forward/core/PortForwardError"
 import { PortForwardProtocol, WebSocket } from "@kube-forward/protocol"
+import { Effect, type Scope } from "effect"
+import type * as Http from "node:http"
+import type * as Net from "node:net"
 import { answerError, requestFailure } from "./errors.ts"
 import type { KubeClient, RequestSpec } from "./kubeClient.ts"
 
@@ -41,7 +41,12 @@ export interface Upgraded {
 }
 
 type Answer =
-  | { readonly _tag: "Upgraded"; readonly response: Http.IncomingMessage; readonly socket: Net.Socket; readonly head: Buffer }
+  | {
+    readonly _tag: "Upgraded"
+    readonly response: Http.IncomingMessage
+    readonly socket: Net.Socket
+    readonly head: Buffer
+  }
   | { readonly _tag: "Refused"; readonly response: Http.IncomingMessage; readonly body: string }
 
 const BODY_LIMIT = 64 * 1024
@@ -62,7 +67,10 @@ const ask = (client: KubeClient, spec: RequestSpec): Effect.Effect<Answer, Upgra
             size += chunk.length
             if (size <= BODY_LIMIT) chunks.push(chunk)
           })
-          response.once("end", () => resume(Effect.succeed({ _tag: "Refused", response, body: Buffer.concat(chunks).toString("utf8") })))
+          response.once(
+            "end",
+            () => resume(Effect.succeed({ _tag: "Refused", response, body: Buffer.concat(chunks).toString("utf8") }))
+          )
           response.once("error", (e) => resume(Effect.fail(requestFailure(client.server)(e))))
         })
         request.end()
@@ -118,10 +126,17 @@ const spdy = (client: KubeClient, path: string) =>
     const r = answer.response
     const valid = header(r, "Connection").toLowerCase().includes("upgrade") &&
       header(r, "Upgrade").toLowerCase().includes("spdy/3.1") &&
-      header(r, PortForwardProtocol.UpgradeHeader.StreamProtocolVersion) === PortForwardProtocol.ProtocolName.PortForward
+      header(r, PortForwardProtocol.UpgradeHeader.StreamProtocolVersion) ===
+        PortForwardProtocol.ProtocolName.PortForward
     if (valid) return answer
     answer.socket.destroy()
-    return { _tag: "Refused" as const, response: r, body: `unable to negotiate the port-forward protocol (got "${header(r, PortForwardProtocol.UpgradeHeader.StreamProtocolVersion)}")` }
+    return {
+      _tag: "Refused" as const,
+      response: r,
+      body: `unable to negotiate the port-forward protocol (got "${
+        header(r, PortForwardProtocol.UpgradeHeader.StreamProtocolVersion)
+      }")`
+    }
   })
 
 /**

@@ -92,23 +92,20 @@ const fillGroups = (out: Uint8Array, from: number, groups: number, state: number
     let wa = g * (GROUP >>> 2)
     const end = wa + laneWords
     for (; wa < end; wa++) {
-      let pa: number, pb: number, pc: number, pd: number
-      a ^= a << 13, a ^= a >>> 17, a ^= a << 5, pa = a & 0xff
-      b ^= b << 13, b ^= b >>> 17, b ^= b << 5, pb = b & 0xff
-      c ^= c << 13, c ^= c >>> 17, c ^= c << 5, pc = c & 0xff
-      d ^= d << 13, d ^= d >>> 17, d ^= d << 5, pd = d & 0xff
-      a ^= a << 13, a ^= a >>> 17, a ^= a << 5, pa |= (a & 0xff) << 8
-      b ^= b << 13, b ^= b >>> 17, b ^= b << 5, pb |= (b & 0xff) << 8
-      c ^= c << 13, c ^= c >>> 17, c ^= c << 5, pc |= (c & 0xff) << 8
-      d ^= d << 13, d ^= d >>> 17, d ^= d << 5, pd |= (d & 0xff) << 8
-      a ^= a << 13, a ^= a >>> 17, a ^= a << 5, pa |= (a & 0xff) << 16
-      b ^= b << 13, b ^= b >>> 17, b ^= b << 5, pb |= (b & 0xff) << 16
-      c ^= c << 13, c ^= c >>> 17, c ^= c << 5, pc |= (c & 0xff) << 16
-      d ^= d << 13, d ^= d >>> 17, d ^= d << 5, pd |= (d & 0xff) << 16
-      a ^= a << 13, a ^= a >>> 17, a ^= a << 5, pa |= a << 24
-      b ^= b << 13, b ^= b >>> 17, b ^= b << 5, pb |= b << 24
-      c ^= c << 13, c ^= c >>> 17, c ^= c << 5, pc |= c << 24
-      d ^= d << 13, d ^= d >>> 17, d ^= d << 5, pd |= d << 24
+      let pa = 0
+      let pb = 0
+      let pc = 0
+      let pd = 0
+      for (let shift = 0; shift < 32; shift += 8) {
+        a = step(a)
+        b = step(b)
+        c = step(c)
+        d = step(d)
+        pa |= (a & 0xff) << shift
+        pb |= (b & 0xff) << shift
+        pc |= (c & 0xff) << shift
+        pd |= (d & 0xff) << shift
+      }
       words[wa] = pa
       words[wa + laneWords] = pb
       words[wa + 2 * laneWords] = pc
@@ -263,52 +260,55 @@ const DEFAULT_ITEMS: ReadonlyArray<unknown> = [
   { id: 3, name: "gamma" }
 ]
 
-const httpHandler = (backend: Extract<Backend, { _tag: "Http" }>, cache: PatternCache): Http.RequestListener => (req, res) => {
-  const url = new URL(req.url ?? "/", "http://backend")
-  const json = (status: number, body: unknown) => {
-    const text = JSON.stringify(body)
-    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) })
-    res.end(text)
-  }
-  const bytes = /^\/bytes\/(\d+)$/.exec(url.pathname)
-  if (req.method === "GET" && url.pathname === "/health") return json(200, { status: "ok" })
-  if (req.method === "GET" && url.pathname === "/items") return json(200, { items: backend.options.items ?? DEFAULT_ITEMS })
-  if (req.method === "GET" && url.pathname === "/whoami") return json(200, { name: backend.options.name ?? null })
-  if (req.method === "POST" && url.pathname === "/echo") {
-    const chunks: Array<Buffer> = []
-    req.on("data", (chunk: Buffer) => chunks.push(chunk))
-    req.on("end", () => {
-      const body = Buffer.concat(chunks)
-      res.writeHead(200, {
-        "content-type": req.headers["content-type"] ?? "application/octet-stream",
-        "content-length": body.length
-      })
-      res.end(body)
-    })
-    return
-  }
-  if (req.method === "GET" && bytes) {
-    const total = Number(bytes[1])
-    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": total })
-    const gen = new PatternReader(cache)
-    let sent = 0
-    const pump = () => {
-      while (sent < total) {
-        const n = Math.min(64 * 1024, total - sent)
-        sent += n
-        if (!res.write(gen.next(n))) {
-          res.once("drain", pump)
-          return
-        }
-      }
-      res.end()
+const httpHandler =
+  (backend: Extract<Backend, { _tag: "Http" }>, cache: PatternCache): Http.RequestListener => (req, res) => {
+    const url = new URL(req.url ?? "/", "http://backend")
+    const json = (status: number, body: unknown) => {
+      const text = JSON.stringify(body)
+      res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) })
+      res.end(text)
     }
-    pump()
-    return
+    const bytes = /^\/bytes\/(\d+)$/.exec(url.pathname)
+    if (req.method === "GET" && url.pathname === "/health") return json(200, { status: "ok" })
+    if (req.method === "GET" && url.pathname === "/items") {
+      return json(200, { items: backend.options.items ?? DEFAULT_ITEMS })
+    }
+    if (req.method === "GET" && url.pathname === "/whoami") return json(200, { name: backend.options.name ?? null })
+    if (req.method === "POST" && url.pathname === "/echo") {
+      const chunks: Array<Buffer> = []
+      req.on("data", (chunk: Buffer) => chunks.push(chunk))
+      req.on("end", () => {
+        const body = Buffer.concat(chunks)
+        res.writeHead(200, {
+          "content-type": req.headers["content-type"] ?? "application/octet-stream",
+          "content-length": body.length
+        })
+        res.end(body)
+      })
+      return
+    }
+    if (req.method === "GET" && bytes) {
+      const total = Number(bytes[1])
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": total })
+      const gen = new PatternReader(cache)
+      let sent = 0
+      const pump = () => {
+        while (sent < total) {
+          const n = Math.min(64 * 1024, total - sent)
+          sent += n
+          if (!res.write(gen.next(n))) {
+            res.once("drain", pump)
+            return
+          }
+        }
+        res.end()
+      }
+      pump()
+      return
+    }
+    req.resume()
+    json(404, { error: "not found" })
   }
-  req.resume()
-  json(404, { error: "not found" })
-}
 
 const sourceHandler = (bytes: number | undefined, cache: PatternCache) => (socket: Net.Socket) => {
   const gen = new PatternReader(cache)

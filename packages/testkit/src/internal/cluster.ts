@@ -11,7 +11,16 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import type * as Stream from "node:stream"
 import type { Backend } from "../Backend.ts"
-import type { Counters, Options, PodPhase, PodSpec, ServiceSpec, TransportMode, UpgradeFault, WorkloadSpec } from "../FakeCluster.ts"
+import type {
+  Counters,
+  Options,
+  PodPhase,
+  PodSpec,
+  ServiceSpec,
+  TransportMode,
+  UpgradeFault,
+  WorkloadSpec
+} from "../FakeCluster.ts"
 import { BackendPool } from "./backends.ts"
 import { CounterBoard } from "./counters.ts"
 import { Faults } from "./faults.ts"
@@ -55,7 +64,12 @@ export class Cluster {
     this.kubeconfigPath = Path.join(dir, "kubeconfig")
     this.cacheDir = Path.join(dir, "cache")
     this.transport = options.transport ?? "tunnel"
-    this.rest = { store: this.store, watches: this.watches, version: options.version ?? "v1.33.1", serverAddress: `127.0.0.1:${port}` }
+    this.rest = {
+      store: this.store,
+      watches: this.watches,
+      version: options.version ?? "v1.33.1",
+      serverAddress: `127.0.0.1:${port}`
+    }
     for (const pod of options.pods ?? []) this.store.addPod(pod)
     for (const service of options.services ?? []) this.store.addService(service)
     for (const d of options.deployments ?? []) this.store.addWorkload("deployments", d)
@@ -207,7 +221,11 @@ export class Cluster {
       socket.destroy()
       return
     }
-    this.debug(`UPGRADE ${req.method} ${req.url} upgrade=${req.headers.upgrade ?? ""} protocols=${req.headers["sec-websocket-protocol"] ?? ""}`)
+    this.debug(
+      `UPGRADE ${req.method} ${req.url} upgrade=${req.headers.upgrade ?? ""} protocols=${
+        req.headers["sec-websocket-protocol"] ?? ""
+      }`
+    )
     this.board.value.upgradeRequests++
     this.board.changed()
     const decision = Upgrade.negotiate(

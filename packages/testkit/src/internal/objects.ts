@@ -23,7 +23,10 @@ const REASONS: Record<number, readonly [reason: string, message: string]> = {
   429: ["TooManyRequests", "the server has received too many requests and has asked us to try again later"],
   500: ["InternalError", "an error on the server has prevented the request from succeeding"],
   503: ["ServiceUnavailable", "the server is currently unable to handle the request"],
-  504: ["Timeout", "the server was unable to return a response in the time allotted, but may still be processing the request"]
+  504: [
+    "Timeout",
+    "the server was unable to return a response in the time allotted, but may still be processing the request"
+  ]
 }
 
 /** The HTTP reason phrases used in raw status lines. */
@@ -48,7 +51,8 @@ export const status = (
   code: number,
   options: { readonly message?: string; readonly reason?: string; readonly details?: Json } = {}
 ): Json => {
-  const [reason, message] = REASONS[code] ?? ["", `an error on the server (${code}) has prevented the request from succeeding`]
+  const [reason, message] = REASONS[code] ??
+    ["", `an error on the server (${code}) has prevented the request from succeeding`]
   return {
     kind: "Status",
     apiVersion: "v1",
@@ -157,7 +161,13 @@ export const coreV1Resources: Json = {
       shortNames: ["po"],
       categories: ["all"]
     },
-    { name: "pods/portforward", singularName: "", namespaced: true, kind: "PodPortForwardOptions", verbs: ["create", "get"] },
+    {
+      name: "pods/portforward",
+      singularName: "",
+      namespaced: true,
+      kind: "PodPortForwardOptions",
+      verbs: ["create", "get"]
+    },
     { name: "pods/status", singularName: "", namespaced: true, kind: "Pod", verbs: ["get", "patch", "update"] },
     {
       name: "services",
@@ -302,7 +312,9 @@ export const pod = (p: PodView): Json => {
 export interface ServiceView extends Meta {
   readonly selector: Readonly<Record<string, string>>
   readonly clusterIP: string
-  readonly ports: ReadonlyArray<{ readonly name?: string | undefined; readonly port: number; readonly targetPort: number | string }>
+  readonly ports: ReadonlyArray<
+    { readonly name?: string | undefined; readonly port: number; readonly targetPort: number | string }
+  >
 }
 
 /** A v1 Service. */
@@ -391,7 +403,13 @@ export const statefulSet = (w: WorkloadView): Json => ({
 export const namespace = (name: string, creationTimestamp: string): Json => ({
   kind: "Namespace",
   apiVersion: "v1",
-  metadata: { name, uid: `ns-${name}`, resourceVersion: "1", creationTimestamp, labels: { "kubernetes.io/metadata.name": name } },
+  metadata: {
+    name,
+    uid: `ns-${name}`,
+    resourceVersion: "1",
+    creationTimestamp,
+    labels: { "kubernetes.io/metadata.name": name }
+  },
   spec: { finalizers: ["kubernetes"] },
   status: { phase: "Active" }
 })

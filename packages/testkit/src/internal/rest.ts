@@ -56,7 +56,11 @@ const selectorOf = (r: Request): Selector | undefined => {
   try {
     return parseSelector(r.query.get("labelSelector"))
   } catch (error) {
-    send(r.res, 400, Obj.status(400, { message: `unable to parse requirement: ${String(error)}`, reason: "BadRequest" }))
+    send(
+      r.res,
+      400,
+      Obj.status(400, { message: `unable to parse requirement: ${String(error)}`, reason: "BadRequest" })
+    )
     return undefined
   }
 }
@@ -125,7 +129,15 @@ const routes: ReadonlyArray<readonly [string, (r: Request) => void]> = [
     "/api/v1/namespaces",
     (r) => {
       const { store } = r.ctx
-      ok(r, Obj.list("NamespaceList", "v1", store.resourceVersion, store.namespaces().map((n) => Obj.namespace(n, store.created))))
+      ok(
+        r,
+        Obj.list(
+          "NamespaceList",
+          "v1",
+          store.resourceVersion,
+          store.namespaces().map((n) => Obj.namespace(n, store.created))
+        )
+      )
     }
   ],
   ["/api/v1/namespaces/:namespace", (r) => ok(r, Obj.namespace(r.params["namespace"]!, r.ctx.store.created))],

@@ -49,15 +49,21 @@ export class Sessions {
       transport = tunnel.transport
       session = new SpdySession(transport, host)
       tunnel.connection.feed(head)
-    }
-    // The upgraded socket is a net.Socket; frames are small and latency matters more than batching.
+    } // The upgraded socket is a net.Socket; frames are small and latency matters more than batching.
+
     ;(socket as Net.Socket).setNoDelay?.(true)
     this.counters.value.sessions[kind]++
     unregister = this.register(podKey, () => transport.destroy())
   }
 
   /** Starts a `v4.channel.k8s.io` session for `ports` on an upgraded socket. */
-  openChannel(podKey: string, host: ForwardHost, socket: Stream.Duplex, head: Buffer, ports: ReadonlyArray<number>): void {
+  openChannel(
+    podKey: string,
+    host: ForwardHost,
+    socket: Stream.Duplex,
+    head: Buffer,
+    ports: ReadonlyArray<number>
+  ): void {
     let unregister = () => {}
     const session = new ChannelSession(socket, ports, host, () => unregister())
     this.counters.value.sessions.websocket++

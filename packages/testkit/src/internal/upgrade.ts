@@ -106,7 +106,9 @@ export const parsePorts = (values: ReadonlyArray<string>): Array<number> | strin
 const podProblem = (state: UpgradeState, namespace: string, name: string): Decision | undefined => {
   const phase = state.podPhase(namespace, name)
   if (phase === undefined) return { _tag: "Reject", code: 404, body: Obj.notFound({ resource: "pods" }, name) }
-  if (phase !== "Running") return badRequest(`unable to upgrade connection: pod ${name} is not running (phase ${phase})`)
+  if (phase !== "Running") {
+    return badRequest(`unable to upgrade connection: pod ${name} is not running (phase ${phase})`)
+  }
   return undefined
 }
 
@@ -122,7 +124,13 @@ const negotiateWebSocket = (
   target: { readonly namespace: string; readonly name: string }
 ): Decision => {
   if (request.method !== "GET") {
-    return { _tag: "Reject", code: 405, body: Obj.status(405, { message: "websocket: the client is not using the websocket protocol: request method is not GET" }) }
+    return {
+      _tag: "Reject",
+      code: 405,
+      body: Obj.status(405, {
+        message: "websocket: the client is not using the websocket protocol: request method is not GET"
+      })
+    }
   }
   const key = request.headers["sec-websocket-key"]
   if (typeof key !== "string" || key.length === 0) return badRequest("missing Sec-WebSocket-Key")
@@ -142,7 +150,9 @@ const negotiateWebSocket = (
     return podProblem(state, target.namespace, target.name) ??
       { _tag: "Accept", transport: "websocket", ...target, response, ports }
   }
-  return badRequest(`unable to upgrade connection: none of the requested subprotocols are supported: ${protocols.join(", ")}`)
+  return badRequest(
+    `unable to upgrade connection: none of the requested subprotocols are supported: ${protocols.join(", ")}`
+  )
 }
 
 /** Decides what to do with a port-forward upgrade request. */

@@ -44,7 +44,10 @@ export const serviceView = (s: ServiceRecord): Obj.Json =>
   })
 
 /** How each workload kind renders, and the kind of its list. */
-export const workloadKinds: Record<WorkloadKind, { readonly render: (view: Obj.WorkloadView) => Obj.Json; readonly list: string }> = {
+export const workloadKinds: Record<
+  WorkloadKind,
+  { readonly render: (view: Obj.WorkloadView) => Obj.Json; readonly list: string }
+> = {
   deployments: { render: Obj.deployment, list: "DeploymentList" },
   statefulsets: { render: Obj.statefulSet, list: "StatefulSetList" }
 }

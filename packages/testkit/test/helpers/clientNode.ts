@@ -93,12 +93,18 @@ export const clientNodeForward = (
         const close = () =>
           new Promise<void>((done) => {
             closing = true
-            for (const ws of webSockets) ws.terminate?.() ?? ws.close()
+            for (const ws of webSockets) {
+              if (ws.terminate !== undefined) ws.terminate()
+              else ws.close()
+            }
             for (const socket of sockets) socket.destroy()
             server.close(() => done())
           })
-        server.listen(0, "127.0.0.1", () =>
-          resolve({ port: (server.address() as Net.AddressInfo).port, errors, waitForError, close }))
+        server.listen(
+          0,
+          "127.0.0.1",
+          () => resolve({ port: (server.address() as Net.AddressInfo).port, errors, waitForError, close })
+        )
       })
     ),
     (forward) => Effect.promise(() => forward.close())

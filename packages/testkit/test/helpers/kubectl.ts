@@ -71,7 +71,11 @@ export const portForward = (
   version: KubectlRef,
   target: string,
   remote: string | number,
-  options: { readonly env?: Record<string, string>; readonly namespace?: string; readonly args?: ReadonlyArray<string> } = {}
+  options: {
+    readonly env?: Record<string, string>
+    readonly namespace?: string
+    readonly args?: ReadonlyArray<string>
+  } = {}
 ): Effect.Effect<Forward, Child.ExitedBeforeLine | Cause.TimeoutError, Scope.Scope> =>
   Effect.gen(function*() {
     const kubectl = yield* startPortForward(cluster, version, target, remote, options)
@@ -87,7 +91,11 @@ export const startPortForward = (
   version: KubectlRef,
   target: string,
   remote: string | number,
-  options: { readonly env?: Record<string, string>; readonly namespace?: string; readonly args?: ReadonlyArray<string> } = {}
+  options: {
+    readonly env?: Record<string, string>
+    readonly namespace?: string
+    readonly args?: ReadonlyArray<string>
+  } = {}
 ): Effect.Effect<Child.Child, never, Scope.Scope> =>
   spawnKubectl(
     version,
