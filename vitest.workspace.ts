@@ -20,6 +20,7 @@ export default defineConfig({
     projects: [
       project("core", ["packages/core/test/**/*.test.ts"]),
       project("testkit", ["packages/testkit/test/**/*.test.ts"], { testTimeout: 120_000 }),
+      project("cli", ["packages/cli/test/**/*.test.ts"], { testTimeout: 120_000 }),
       project("e2e", ["test/**/*.test.ts"], { testTimeout: 120_000 }),
       project("examples", ["examples/**/*.test.ts"], { testTimeout: 120_000 })
     ]

@@ -28,7 +28,7 @@ const undocumented = (file: string): Array<string> => {
 }
 
 describe("documentation", () => {
-  for (const pkg of ["core", "testkit"]) {
+  for (const pkg of ["core", "testkit", "cli"]) {
     it(`every export of @kube-forward/${pkg} has JSDoc`, () => {
       const files = sources(pkg)
       assert.isAbove(files.length, 3)
