@@ -13,6 +13,10 @@ import { existsSync } from "node:fs"
 import * as Module from "node:module"
 import { fileURLToPath } from "node:url"
 
+// V8's code cache for the modules of every start after the first (Node >= 22.1): a command is
+// started often, and most of its start-up is compiling Effect.
+Module.enableCompileCache?.()
+
 const source = new URL("../src/bin.ts", import.meta.url)
 const compiled = new URL("../dist/bin.js", import.meta.url)
 const installed = fileURLToPath(import.meta.url).split(/[\\/]/).includes("node_modules")

@@ -150,13 +150,15 @@ export const main = (
       })
       const state: StopState = { stops: 0, signal: undefined, command: undefined }
       const exit = yield* Effect.scoped(Effect.gen(function*() {
+        // the backend first: one that cannot be used is invalid input, reported before any output
+        const services = yield* restore(Layer.build(Backend.layer(flags.backend)))
         const output = yield* Output.make(plan, settings)
         const session = yield* Session.run(plan, {
           output,
           command,
           portsFile: Option.getOrUndefined(flags.portsFile),
           onCommand: (running) => (state.command = running)
-        }).pipe(Effect.provide(Backend.layer(flags.backend)), Effect.interruptible, Effect.forkScoped)
+        }).pipe(Effect.provideContext(services), Effect.interruptible, Effect.forkScoped)
         yield* listen(onStop(state, session, output))
         return yield* Fiber.await(session)
       }))

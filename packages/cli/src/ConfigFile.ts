@@ -147,6 +147,16 @@ const makeLocator = (file: string, doc: Document, lines: LineCounter) => (path: 
 
 const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 
+/** The message for an unknown field at `path`, with the fields that are known there. */
+const unknownField = (path: ReadonlyArray<Key>): string => {
+  const known = path.length <= 1
+    ? ["defaults", "forwards"]
+    : path[0] === "defaults"
+    ? Object.keys(settings)
+    : ["target", "ports", ...Object.keys(settings)]
+  return `unknown field (a typo? known here: ${known.join(", ")})`
+}
+
 const keysOf = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined): Array<Key> =>
   (path ?? []).map((p) => {
     const k = typeof p === "object" ? p.key : p
@@ -192,13 +202,15 @@ const toForward = (
   const where = (path: string): string => {
     const [field, ...rest] = path.split(".")
     if (field === "target") return ctx.locate(["forwards", name, "target"])
-    if (field === "ports") return ctx.locate(["forwards", name, "ports", ...(rest.length > 0 ? [Number(rest[0])] : [])])
+    if (field === "ports") return ctx.locate(["forwards", name, "ports", ...(rest.length > 0 ? [kept[Number(rest[0])]] : [])])
     const from = origin(field as SettingKey)
-    return from === undefined ? FLAGS[field as SettingKey] ?? field : ctx.locate(from)
+    if (from === undefined) return `${FLAGS[field as SettingKey] ?? field} (used by forward ${JSON.stringify(name)})`
+    return from[0] === "defaults" ? `${ctx.locate(from)} (used by forward ${JSON.stringify(name)})` : ctx.locate(from)
   }
+  const kept: Array<number> = []
   const ports = entry.ports.flatMap((port, i) => {
     const parsed = portOf(port)
-    if (parsed._tag === "Success") return [parsed.success]
+    if (parsed._tag === "Success") return (kept.push(i), [parsed.success])
     ctx.problems.push(`${ctx.locate(["forwards", name, "ports", i])}: ${JSON.stringify(port)} ${parsed.failure}`)
     return []
   })
@@ -240,12 +252,13 @@ const resolvePath = (path: string, dir: string): string =>
 export const parse = (text: string, file: string, fallbacks: Fallbacks): Effect.Effect<Plan, InvalidInput> =>
   Effect.gen(function*() {
     const lines = new LineCounter()
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true })
     if (doc.errors.length > 0) {
       return yield* new InvalidInput({
         problems: doc.errors.map((e) => {
           const pos = e.linePos?.[0]
-          return `${file}${pos ? `:${pos.line}:${pos.col}` : ""}: ${e.message.split("\n")[0]}`
+          const message = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")
+          return `${file}${pos ? `:${pos.line}:${pos.col}` : ""}: ${message}`
         })
       })
     }
@@ -256,15 +269,17 @@ export const parse = (text: string, file: string, fallbacks: Fallbacks): Effect.
     }).pipe(
       Effect.mapError((error) =>
         new InvalidInput({
-          problems: formatIssues(error.issue).issues.map((issue) => `${locate(keysOf(issue.path))}: ${issue.message}`)
+          problems: formatIssues(error.issue).issues.map((issue) => {
+            const path = keysOf(issue.path)
+            return `${locate(path)}: ${issue.message === "Expected no excess property" ? unknownField(path) : issue.message}`
+          })
         })
       )
     )
     const problems: Array<string> = []
     const ctx = { dir: Path.dirname(Path.resolve(file)), locate, problems }
     const forwards = Object.entries(decoded.forwards).map(([name, entry]) => toForward(name, entry, decoded, fallbacks, ctx))
-    if (problems.length > 0) return yield* new InvalidInput({ problems })
-    return yield* validate({ forwards })
+    return yield* validate({ forwards }, problems)
   })
 
 /**

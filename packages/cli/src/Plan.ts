@@ -74,14 +74,15 @@ export const nameIssue = (name: string): string | undefined =>
 
 /**
  * Checks every forward with `ForwardSpec.decode` (and the names for being unique), collecting
- * every problem; succeeds with the plan unchanged.
+ * every problem, after the `earlier` ones (found while parsing); succeeds with the plan
+ * unchanged when there are none.
  *
  * @category validation
  * @since 0.1.0
  */
-export const validate = (plan: Plan): Effect.Effect<Plan, InvalidInput> =>
+export const validate = (plan: Plan, earlier: ReadonlyArray<string> = []): Effect.Effect<Plan, InvalidInput> =>
   Effect.gen(function*() {
-    const problems: Array<string> = []
+    const problems: Array<string> = [...earlier]
     const seen = new Set<string>()
     for (const forward of plan.forwards) {
       if (seen.has(forward.name)) problems.push(`forward ${JSON.stringify(forward.name)} is defined twice`)
@@ -91,7 +92,8 @@ export const validate = (plan: Plan): Effect.Effect<Plan, InvalidInput> =>
         for (const issue of decoded.failure.issues) problems.push(`${forward.where(issue.path)}: ${issue.message}`)
       }
     }
-    if (problems.length > 0) return yield* new InvalidInput({ problems })
+    // one mistake can break two rules (`99999` is a bad local and a bad remote port): say it once
+    if (problems.length > 0) return yield* new InvalidInput({ problems: [...new Set(problems)] })
     return plan
   })
 
@@ -122,11 +124,11 @@ const FLAG_OF: Record<string, string> = {
   keepalive: "--keepalive"
 }
 
-/** Where a spec field of a command-line forward came from. */
-const argumentWhere = (args: Arguments) => (path: string): string => {
+/** Where a spec field of a command-line forward came from (`kept[i]`: the PORT of spec port i). */
+const argumentWhere = (args: Arguments, kept: ReadonlyArray<number>) => (path: string): string => {
   const [field, index] = path.split(".")
   if (field === "target") return `TARGET ${JSON.stringify(args.target)}`
-  if (field === "ports" && index !== undefined) return `PORT ${JSON.stringify(args.ports[Number(index)] ?? "")}`
+  if (field === "ports" && index !== undefined) return `PORT ${JSON.stringify(args.ports[kept[Number(index)]] ?? "")}`
   if (field === "ports") return "PORT"
   return FLAG_OF[field] ?? field
 }
@@ -160,14 +162,15 @@ export const fromArguments = (args: Arguments): Effect.Effect<Plan, InvalidInput
   Effect.gen(function*() {
     const problems: Array<string> = []
     const ports: Array<ForwardSpec.PortInput> = []
-    for (const port of args.ports) {
+    const kept: Array<number> = []
+    args.ports.forEach((port, i) => {
       const parsed = Syntax.parsePort(port)
-      if (parsed._tag === "Success") ports.push(parsed.success)
-      else problems.push(`PORT ${JSON.stringify(port)} ${parsed.failure}`)
-    }
+      if (parsed._tag === "Failure") return problems.push(`PORT ${JSON.stringify(port)} ${parsed.failure}`)
+      ports.push(parsed.success)
+      kept.push(i)
+    })
     const readyTimeout = durationOption(args.readyTimeout, "--ready-timeout", problems)
     const keepalive = durationOption(args.keepalive, "--keepalive", problems)
-    if (problems.length > 0) return yield* new InvalidInput({ problems })
     const spec: ForwardSpec.Input = {
       target: args.target,
       ports,
@@ -185,7 +188,7 @@ export const fromArguments = (args: Arguments): Effect.Effect<Plan, InvalidInput
         target: args.target,
         spec,
         reconnect: args.reconnect,
-        where: argumentWhere(args)
+        where: argumentWhere(args, kept)
       }]
-    })
+    }, problems)
   })

@@ -213,8 +213,9 @@ export const run = (
     const failed = yield* Deferred.make<never, ForwardFailed>()
     const opened = yield* Effect.forEach(plan.forwards, (f) => open(f, output, failed), { concurrency: "unbounded" })
     yield* Effect.addFinalizer(() => closeAll(opened, output))
-    yield* output.ready
+    // the file first: whoever sees "ready" finds it
     if (options.portsFile !== undefined) yield* writePortsFile(options.portsFile, portsFileJson(opened))
+    yield* output.ready
     if (options.command !== undefined) return yield* runCommand(options.command, opened, options, failed)
     return yield* Deferred.await(failed)
   })
