@@ -147,8 +147,19 @@ const makeLocator = (file: string, doc: Document, lines: LineCounter) => (path: 
 
 const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 
+/** Schema's message, made specific: unknown fields say which are known, a wrong type what it got. */
+const issueText = (message: string, path: ReadonlyArray<Key>, input: unknown): string => {
+  if (message === "Expected no excess property") return unknownField(path)
+  if (!message.startsWith("Expected ") || message.includes(", got")) return message
+  const value = path.reduce<unknown>((v, k) => typeof v === "object" && v !== null ? (v as Record<Key, unknown>)[k] : undefined, input)
+  return value === undefined ? message : `${message.replace(/ \| undefined$/, "")}, got ${JSON.stringify(value)}`
+}
+
 /** The message for an unknown field at `path`, with the fields that are known there. */
 const unknownField = (path: ReadonlyArray<Key>): string => {
+  // a forward whose name the key check rejected is reported as an excess key too
+  const badName = path.length === 2 && path[0] === "forwards" ? nameIssue(String(path[1])) : undefined
+  if (badName !== undefined) return badName
   const known = path.length <= 1
     ? ["defaults", "forwards"]
     : path[0] === "defaults"
@@ -263,7 +274,8 @@ export const parse = (text: string, file: string, fallbacks: Fallbacks): Effect.
       })
     }
     const locate = makeLocator(file, doc, lines)
-    const decoded = yield* Schema.decodeUnknownEffect(ConfigFile)(doc.toJS() ?? {}, {
+    const input: unknown = doc.toJS() ?? {}
+    const decoded = yield* Schema.decodeUnknownEffect(ConfigFile)(input, {
       errors: "all",
       onExcessProperty: "error"
     }).pipe(
@@ -271,7 +283,7 @@ export const parse = (text: string, file: string, fallbacks: Fallbacks): Effect.
         new InvalidInput({
           problems: formatIssues(error.issue).issues.map((issue) => {
             const path = keysOf(issue.path)
-            return `${locate(path)}: ${issue.message === "Expected no excess property" ? unknownField(path) : issue.message}`
+            return `${locate(path)}: ${issueText(issue.message, path, input)}`
           })
         })
       )
