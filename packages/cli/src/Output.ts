@@ -148,7 +148,12 @@ export const make = (plan: Plan, settings: Settings): Effect.Effect<Output, neve
       const onResize = () => Effect.runFork(redraw)
       yield* Effect.acquireRelease(
         Effect.sync(() => stream.on("resize", onResize)),
-        () => Effect.sync(() => stream.off("resize", onResize)).pipe(Effect.andThen(redraw))
+        // the last drawing: the final states, without the hints
+        () =>
+          Effect.sync(() => {
+            stream.off("resize", onResize)
+            footer = []
+          }).pipe(Effect.andThen(redraw))
       )
     }
     return { change, ready, note, rows: Effect.sync(() => rows) }
