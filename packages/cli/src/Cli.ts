@@ -63,7 +63,8 @@ const forwardFlags = {
 const runFlags = {
   backend: Flag.Literals("backend", Backend.names).pipe(
     Flag.withDefault("kubectl" as const),
-    Flag.withDescription("what carries the bytes: kubectl (a kubectl port-forward per forward) or native (in-process)")
+    Flag.withMetavar("NAME"),
+    Flag.withDescription("what carries the bytes (default kubectl: a kubectl process per forward; native: in-process)")
   ),
   json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print one JSON event per line (status changes, ready, exit)")),
   portsFile: optionalString("ports-file", "PATH", "write the local ports as JSON to PATH once every forward is ready")
@@ -209,7 +210,10 @@ export const command = (child: ReadonlyArray<string> | undefined) => {
         child
       )
   ).pipe(
-    Command.withDescription("Open every forward of a config file (YAML or JSON) and keep them open"),
+    Command.withDescription(
+      "Open every forward of a config file (YAML or JSON) and keep them open. The flags fill in what\n  " +
+        "the file leaves out (a forward's own fields win, then the file's defaults)."
+    ),
     Command.withShortDescription("open every forward of a config file")
   )
   return Command.make(
@@ -228,9 +232,11 @@ export const command = (child: ReadonlyArray<string> | undefined) => {
     (flags) => main(Plan.fromArguments({ ...forwardSettings(flags), target: flags.target, ports: flags.ports }), flags, child)
   ).pipe(
     Command.withDescription(
-      "Port forwards that stay up: kubectl port-forward's syntax, but a forward that is lost (pod restart, " +
-        "dropped connection) comes back on the same local port. Many forwards from a file with `up`; " +
-        "`-- COMMAND` runs a command once they are ready."
+      [
+        "Port forwards that stay up. kubectl port-forward's syntax, but a forward that is lost (a pod",
+        "restart, a dropped connection) comes back on the same local port. `up` opens every forward of",
+        "a config file; `-- COMMAND` runs a command once they are ready and exits with its code."
+      ].join("\n  ")
     ),
     Command.withExamples([
       { command: "kube-forward svc/web 8080:80 -n shop", description: "localhost:8080 to port 80 of service web" },
@@ -254,6 +260,16 @@ const USAGE: Record<string, string> = {
   "kube-forward": "kube-forward [flags] TARGET PORT... [-- COMMAND ARGS...]\n  kube-forward up [-f FILE] [flags] [-- COMMAND ARGS...]",
   "kube-forward up": "kube-forward up [-f FILE] [flags] [-- COMMAND ARGS...]"
 }
+
+const CONFIG_FILE = `
+CONFIG FILE
+  defaults:                          # optional, for every forward
+    namespace: shop
+  forwards:
+    web: { target: svc/web, ports: ["8080:80", metrics] }
+    db:  { target: pod/db-0, namespace: data, ports: [":5432"], keepalive: 10s }
+  Fields: target, ports, namespace, context, kubeconfig, address, readyTimeout, keepalive, reconnect.
+`
 
 const MORE = `
 COMMAND MODE (-- COMMAND ARGS...)
@@ -279,7 +295,8 @@ const presenter: CliOutput.Presenter = {
       switch (event._tag) {
         case "Help": {
           const doc = { ...event.helpDoc, usage: USAGE[path] ?? event.helpDoc.usage }
-          return yield* Console.log(`${formatter.formatHelpDoc(doc).trimEnd()}\n${MORE}`)
+          const help = formatter.formatHelpDoc(doc).trimEnd().replace(/([^\n])\n(\S*EXAMPLES)/, "$1\n\n$2")
+          return yield* Console.log(`${help}\n${path === "kube-forward up" ? CONFIG_FILE : ""}${MORE}`)
         }
         case "InvalidInvocation":
           return yield* Console.error(

@@ -3,9 +3,9 @@
  * height, whether to colour, and the current time in; the lines to draw out.
  *
  * ```
- * NAME  TARGET          LOCAL → REMOTE   STATE    RECONNECTS  SINCE  LAST ERROR
- * web   svc/web -n shop  8080→80         Ready             1  2m05s  lost connection to pod
- * db    pod/db-0        43121→5432       Starting          0     1s
+ * NAME  TARGET            LOCAL → REMOTE          STATE  RECONNECTS  SINCE  LAST ERROR
+ * web   svc/web -n shop   8080→80, 43121→metrics  Ready           1  2m03s  port forward to service/web was los…
+ * db    pod/db-0 -n data  40217→5432              Ready           0  2m07s
  * ```
  *
  * Every line fits the width (nothing wraps, so the table can be redrawn in place): the last
