@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import { Console, Effect, Fiber, Layer, Option } from "effect"
+import { Console, Effect, type Exit, Fiber, Layer, Option } from "effect"
 import { Argument, CliConfig, CliOutput, Command, Flag, GlobalFlag, TerminalCapabilities } from "effect/cli"
 import * as Tty from "node:tty"
 import * as Backend from "./Backend.ts"
@@ -81,6 +81,10 @@ type RunFlags = Command.Command.Config.Infer<typeof runFlags>
 interface StopState {
   stops: number
   signal: StopSignal | undefined
+  /** The session, once it runs. */
+  session: Fiber.Fiber<unknown, unknown> | undefined
+  output: Output.Output | undefined
+  /** The `--` command, while it runs. */
   command: ChildCommand.Running | undefined
 }
 
@@ -89,9 +93,10 @@ interface StopState {
  * processes are then ended by the library's watchdog when this process is gone). While a `--`
  * command runs, signals go to it and its exit ends the run; on a terminal, Ctrl-C already
  * reached it (it is in the terminal's foreground process group), so SIGINT is left to it.
+ * Before the session runs, `NodeRuntime.runMain`'s own interruption stops the start-up, and
+ * the code is recorded here.
  */
-const onStop = (state: StopState, session: Fiber.Fiber<unknown, unknown>, output: Output.Output) =>
-(signal: StopSignal) => {
+const onStop = (state: StopState, record: (code: number) => void, commandMode: boolean) => (signal: StopSignal) => {
   const command = state.command
   if (command !== undefined && signal === "SIGINT" && Tty.isatty(0)) return
   state.stops++
@@ -100,14 +105,17 @@ const onStop = (state: StopState, session: Fiber.Fiber<unknown, unknown>, output
     command?.kill("SIGKILL")
     process.exit(ExitCode.ofSignal(signal))
   }
-  Effect.runFork(output.note(`stopping… (${signal === "SIGINT" ? "Ctrl-C" : signal} again to quit at once)`))
+  if (state.output !== undefined) {
+    Effect.runFork(state.output.note(`stopping… (${signal === "SIGINT" ? "Ctrl-C" : signal} again to quit at once)`))
+  }
   if (command !== undefined) command.kill(signal)
-  else session.interruptUnsafe()
+  else if (state.session !== undefined) state.session.interruptUnsafe()
+  else record(commandMode ? ExitCode.ofSignal(signal) : ExitCode.Ok)
 }
 
 /** The code a finished session exits with. */
 const codeOf = (
-  exit: import("effect").Exit.Exit<Session.Outcome, unknown>,
+  exit: Exit.Exit<Session.Outcome, unknown>,
   state: StopState,
   commandMode: boolean
 ): { readonly code: number; readonly reason: string } => {
@@ -123,6 +131,15 @@ const codeOf = (
   return { code, reason: code === ExitCode.Ok ? "stopped" : code === ExitCode.ForwardFailed ? "forward failed" : "error" }
 }
 
+/** The plan, with the `--` command's placeholders checked against it. */
+const checked = (load: Effect.Effect<Plan.Plan, Plan.InvalidInput>, command: ReadonlyArray<string> | undefined) =>
+  Effect.flatMap(load, (plan) => {
+    if (command === undefined) return Effect.succeed(plan)
+    const problems = ChildCommand.checkPlaceholders(command, plan)
+    if (command.length === 0) problems.push("nothing after -- (write -- COMMAND ARGS...)")
+    return problems.length > 0 ? Effect.fail(new Plan.InvalidInput({ problems })) : Effect.succeed(plan)
+  })
+
 /**
  * Runs a plan: validated input in, a session in a fiber of its own that the signal handling
  * controls, and the exit code recorded (so it holds even when the main fiber ends by
@@ -137,11 +154,11 @@ export const main = (
   command: ReadonlyArray<string> | undefined
 ) =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function*() {
-      const plan = yield* restore(load)
-      const problems = command === undefined ? [] : ChildCommand.checkPlaceholders(command, plan)
-      if (command !== undefined && command.length === 0) problems.push("nothing after -- (write -- COMMAND ARGS...)")
-      if (problems.length > 0) return yield* new Plan.InvalidInput({ problems })
+    Effect.scoped(Effect.gen(function*() {
+      const record = yield* ExitCode.Recorder
+      const state: StopState = { stops: 0, signal: undefined, session: undefined, output: undefined, command: undefined }
+      yield* listen(onStop(state, record, command !== undefined))
+      const plan = yield* restore(checked(load, command))
       const settings = Output.choose({
         json: flags.json,
         commandMode: command !== undefined,
@@ -149,25 +166,23 @@ export const main = (
         stderr: process.stderr,
         env: process.env
       })
-      const state: StopState = { stops: 0, signal: undefined, command: undefined }
-      const exit = yield* Effect.scoped(Effect.gen(function*() {
-        // the backend first: one that cannot be used is invalid input, reported before any output
-        const services = yield* restore(Layer.build(Backend.layer(flags.backend)))
-        const output = yield* Output.make(plan, settings)
-        const session = yield* Session.run(plan, {
-          output,
-          command,
-          portsFile: Option.getOrUndefined(flags.portsFile),
-          onCommand: (running) => (state.command = running)
-        }).pipe(Effect.provideContext(services), Effect.interruptible, Effect.forkScoped)
-        yield* listen(onStop(state, session, output))
-        return yield* Fiber.await(session)
-      }))
+      // the backend first: one that cannot be used is invalid input, reported before any output
+      const services = yield* restore(Layer.build(Backend.layer(flags.backend)))
+      const output = yield* Output.make(plan, settings)
+      const session = yield* Session.run(plan, {
+        output,
+        command,
+        portsFile: Option.getOrUndefined(flags.portsFile),
+        onCommand: (running) => (state.command = running)
+      }).pipe(Effect.scoped, Effect.provideContext(services), Effect.interruptible, Effect.forkScoped)
+      Object.assign(state, { session, output })
+      if (state.stops > 0) session.interruptUnsafe()
+      const exit = yield* Fiber.await(session)
       const { code, reason } = codeOf(exit, state, command !== undefined)
-      ;(yield* ExitCode.Recorder)(code)
+      record(code)
       if (settings.mode === "json") settings.stream.write(`${JsonEvents.encode({ _tag: "Exit", code, reason }, Date.now())}\n`)
       return yield* exit
-    })
+    }))
   )
 
 const forwardSettings = (flags: ForwardFlags) => ({
