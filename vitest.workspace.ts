@@ -22,6 +22,7 @@ export default defineConfig({
       project("protocol", ["packages/protocol/test/**/*.test.ts"]),
       project("testkit", ["packages/testkit/test/**/*.test.ts"], { testTimeout: 120_000 }),
       project("native", ["packages/native/test/**/*.test.ts"], { testTimeout: 120_000 }),
+      project("cli", ["packages/cli/test/**/*.test.ts"], { testTimeout: 120_000 }),
       project("e2e", ["test/**/*.test.ts"], { testTimeout: 120_000 }),
       project("examples", ["examples/**/*.test.ts"], { testTimeout: 120_000 })
     ]

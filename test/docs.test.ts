@@ -29,7 +29,7 @@ const undocumented = (file: string): Array<string> => {
 }
 
 describe("documentation", () => {
-  for (const pkg of ["core", "protocol", "testkit"]) {
+  for (const pkg of ["core", "protocol", "testkit", "native", "cli"]) {
     it(`every export of @kube-forward/${pkg} has JSDoc`, () => {
       const files = sources(pkg)
       assert.isAbove(files.length, 3)

@@ -1,0 +1,228 @@
+/**
+ * The `--` mode: `kube-forward … -- COMMAND ARGS…` runs COMMAND once every forward is ready,
+ * with the local ports in its environment and in its arguments.
+ *
+ * Environment (NAME is the forward's name, REMOTE a remote port as written, both upper-cased
+ * with every character other than a letter or digit turned into `_`):
+ *
+ * | variable | value |
+ * |---|---|
+ * | `KUBE_FORWARD_HOST` | the host to connect to for the first forward (`127.0.0.1` unless `--address` says otherwise) |
+ * | `KUBE_FORWARD_PORT` | the local port of the first port of the first forward |
+ * | `KUBE_FORWARD_PORT_<REMOTE>` | the local port of the first forward's port REMOTE (`KUBE_FORWARD_PORT_80`, `KUBE_FORWARD_PORT_HTTP`) |
+ * | `KUBE_FORWARD_<NAME>_HOST`, `KUBE_FORWARD_<NAME>_PORT`, `KUBE_FORWARD_<NAME>_PORT_<REMOTE>` | the same for forward NAME |
+ *
+ * Placeholders in ARGS (one argument may hold several): `{port}`, `{port.REMOTE}`, `{host}`, and
+ * `{NAME.port}`, `{NAME.port.REMOTE}`, `{NAME.host}`. Any other text in braces is left as it is
+ * (`{"a":1}` stays JSON); a placeholder that names an unknown forward or port is invalid input,
+ * reported before anything connects. The command runs without a shell: each argument is passed
+ * as it is.
+ *
+ * @since 0.1.0
+ */
+import type { PortForward } from "@kube-forward/core"
+import { Effect, type Scope } from "effect"
+import { spawn } from "node:child_process"
+import * as ExitCode from "./ExitCode.ts"
+import type { Plan } from "./Plan.ts"
+
+/**
+ * A ready forward, as the command sees it.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ReadyForward {
+  readonly name: string
+  readonly ports: ReadonlyArray<PortForward.ForwardedPort>
+}
+
+const PLACEHOLDER = /\{(?:([A-Za-z0-9_-]+)\.)?(port|host)(?:\.([A-Za-z0-9_-]+))?\}/g
+
+/** A placeholder's parts: the forward (first when absent), `port` or `host`, the remote port. */
+interface Placeholder {
+  readonly text: string
+  readonly forward: string | undefined
+  readonly what: "port" | "host"
+  readonly remote: string | undefined
+}
+
+const placeholders = (arg: string): Array<Placeholder> =>
+  [...arg.matchAll(PLACEHOLDER)].map((m) => ({
+    text: m[0],
+    forward: m[1],
+    what: m[2] as "port" | "host",
+    remote: m[3]
+  }))
+
+/**
+ * What is wrong with the placeholders of `args` for `plan` (empty when nothing is): each must
+ * name a forward of the plan and one of its remote ports.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const checkPlaceholders = (args: ReadonlyArray<string>, plan: Plan): Array<string> =>
+  args.flatMap((arg) =>
+    placeholders(arg).flatMap((p) => {
+      const forward = p.forward === undefined ? plan.forwards[0] : plan.forwards.find((f) => f.name === p.forward)
+      if (forward === undefined) {
+        return [`-- ${JSON.stringify(arg)}: ${p.text} names no forward (forwards: ${
+          plan.forwards.map((f) => f.name).join(", ")
+        })`]
+      }
+      if (p.remote === undefined) {
+        return []
+      }
+      if (p.what === "host") {
+        return [
+          `-- ${JSON.stringify(arg)}: ${p.text}: a host has no port part (write {${
+            p.forward ? `${p.forward}.` : ""
+          }host})`
+        ]
+      }
+      const remotes = forward.spec.ports.map((port) =>
+        String(typeof port === "object" ? port.remote : port)
+      )
+      return remotes.includes(p.remote)
+        ? []
+        : [
+          `-- ${JSON.stringify(arg)}: ${p.text}: forward ${
+            JSON.stringify(forward.name)
+          } has no remote port ${p.remote} (it has ${remotes.join(", ")})`
+        ]
+    })
+  )
+
+/** Where a client connects to reach a port listening on `address`. */
+const connectHost = (address: string): string =>
+  address === "localhost" || address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address
+
+const valueOf = (p: Placeholder, forwards: ReadonlyArray<ReadyForward>): string | undefined => {
+  const forward = p.forward === undefined ? forwards[0] : forwards.find((f) => f.name === p.forward)
+  const port = p.remote === undefined ? forward?.ports[0] : forward?.ports.find((q) => String(q.remote) === p.remote)
+  if (port === undefined) return undefined
+  return p.what === "host" ? connectHost(port.address) : String(port.local)
+}
+
+/**
+ * `args` with every placeholder replaced by its value (checked beforehand with
+ * {@link checkPlaceholders}; one that cannot be resolved is left as it is).
+ *
+ * @category substitution
+ * @since 0.1.0
+ */
+export const substitute = (args: ReadonlyArray<string>, forwards: ReadonlyArray<ReadyForward>): Array<string> =>
+  args.map((arg) =>
+    arg.replace(
+      PLACEHOLDER,
+      (text, forward, what, remote) => valueOf({ text, forward, what, remote }, forwards) ?? text
+    )
+  )
+
+const envKey = (text: string) => text.toUpperCase().replace(/[^A-Z0-9]/g, "_")
+
+const forwardVariables = (prefix: string, forward: ReadyForward): Record<string, string> => {
+  const vars: Record<string, string> = {}
+  if (forward.ports.length === 0) return vars
+  vars[`${prefix}HOST`] = connectHost(forward.ports[0].address)
+  vars[`${prefix}PORT`] = String(forward.ports[0].local)
+  for (const port of forward.ports) vars[`${prefix}PORT_${envKey(String(port.remote))}`] = String(port.local)
+  return vars
+}
+
+/**
+ * The environment variables of the command: `KUBE_FORWARD_HOST`, `KUBE_FORWARD_PORT`,
+ * `KUBE_FORWARD_PORT_<REMOTE>` for the first forward, and `KUBE_FORWARD_<NAME>_…` for each.
+ *
+ * @category substitution
+ * @since 0.1.0
+ */
+export const environment = (forwards: ReadonlyArray<ReadyForward>): Record<string, string> =>
+  Object.assign(
+    {},
+    ...forwards.map((f) => forwardVariables(`KUBE_FORWARD_${envKey(f.name)}_`, f)),
+    forwards.length > 0 ? forwardVariables("KUBE_FORWARD_", forwards[0]) : {}
+  )
+
+/**
+ * A running command.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Running {
+  readonly pid: number | undefined
+  /** Sends `signal` to the command (nothing once it has exited). */
+  readonly kill: (signal: NodeJS.Signals) => void
+  /** Its exit code: its own, 128 + n when signal n ended it, 126/127 when it could not be run. */
+  readonly exitCode: Effect.Effect<number>
+  /** Why it could not be run, when it could not (after `exitCode` completed). */
+  readonly failure: () => string | undefined
+}
+
+/** How long a command may take to exit after SIGTERM when the run has to end it. */
+const TERM_GRACE_MS = 5000
+
+const spawnFailure = (error: NodeJS.ErrnoException, command: string) =>
+  error.code === "ENOENT"
+    ? { code: ExitCode.CommandNotFound, message: `command not found: ${command}` }
+    : { code: ExitCode.CommandNotExecutable, message: `cannot run ${command}: ${error.code ?? error.message}` }
+
+/**
+ * Starts `command` (no shell; stdin, stdout and stderr are this process's) with `env` added to
+ * this process's environment. It belongs to the current scope: closing the scope while it runs
+ * sends it SIGTERM, then SIGKILL after 5 seconds, and waits for its exit.
+ *
+ * @category running
+ * @since 0.1.0
+ */
+export const start = (
+  command: ReadonlyArray<string>,
+  env: Record<string, string>
+): Effect.Effect<Running, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const child = spawn(command[0], command.slice(1), { stdio: "inherit", env: { ...process.env, ...env } })
+      let failure: string | undefined
+      let code: number | undefined
+      const waiters = new Set<(code: number) => void>()
+      const settle = (c: number) => {
+        if (code !== undefined) return
+        code = c
+        for (const w of waiters) w(c)
+      }
+      child.once("error", (error) => {
+        const f = spawnFailure(error as NodeJS.ErrnoException, command[0])
+        failure = f.message
+        settle(f.code)
+      })
+      child.once("exit", (c, signal) => settle(c ?? ExitCode.ofSignal(signal ?? "SIGKILL")))
+      const running: Running = {
+        pid: child.pid,
+        kill: (signal) => {
+          if (code === undefined && child.exitCode === null && child.signalCode === null) child.kill(signal)
+        },
+        exitCode: Effect.callback<number>((resume) => {
+          if (code !== undefined) return resume(Effect.succeed(code))
+          const waiter = (c: number) => resume(Effect.succeed(c))
+          waiters.add(waiter)
+          return Effect.sync(() => waiters.delete(waiter))
+        }),
+        failure: () => failure
+      }
+      return running
+    }),
+    (running) => stop(running)
+  )
+
+/** SIGTERM, SIGKILL after the grace period, and the exit awaited. */
+const stop = (running: Running): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    running.kill("SIGTERM")
+    const exited = yield* running.exitCode.pipe(Effect.timeoutOption(TERM_GRACE_MS))
+    if (exited._tag === "None") {
+      running.kill("SIGKILL")
+      yield* running.exitCode
+    }
+  })

@@ -1,0 +1,94 @@
+/**
+ * `kube-forward … -- COMMAND ARGS…` as a script uses it: the command runs once the forwards are
+ * ready, finds its ports in its environment and its arguments, and its exit code (or the signal
+ * that killed it) is the command's; the forwards are closed with nothing left behind.
+ */
+import { assert, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { kubeForward } from "./support/child.ts"
+import { allBindable, Cluster, clusterLayer, echoPod } from "./support/cluster.ts"
+
+const Env = clusterLayer({ pods: [echoPod("run"), echoPod("db", { namespace: "shop", port: 5432, portName: "pg" })] })
+
+/**
+ * The command: a Node script that sends a line through the port in KUBE_FORWARD_PORT, prints
+ * what it was given (arguments, the KUBE_FORWARD_* variables, the echo) as one JSON line, and
+ * exits with its first argument (or kills itself with SIGKILL when that is "kill").
+ */
+const script = `
+const net = require("node:net")
+const [how, ...rest] = process.argv.slice(1)
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("KUBE_FORWARD_")))
+const socket = net.connect(Number(process.env.KUBE_FORWARD_PORT), process.env.KUBE_FORWARD_HOST, () => socket.end("hello"))
+let echoed = ""
+socket.on("data", (d) => (echoed += d))
+socket.on("end", () => {
+  console.log(JSON.stringify({ args: rest, env, echoed }))
+  if (how === "kill") process.kill(process.pid, "SIGKILL")
+  else process.exit(Number(how))
+})
+`
+
+const run = (how: string, ...args: Array<string>) =>
+  Effect.gen(function*() {
+    const t = yield* Cluster
+    const child = yield* kubeForward(
+      ["pod/run", ":7000", "--", process.execPath, "-e", script, how, ...args],
+      { env: t.env }
+    )
+    const exit = yield* child.exit()
+    const printed = child.lines().map((l) =>
+      JSON.parse(l) as { args: Array<string>; env: Record<string, string>; echoed: string }
+    )
+    return { exit, printed, child, t }
+  })
+
+layer(Env, { timeout: 60_000, excludeTestServices: true })("-- COMMAND", (it) => {
+  it.effect("a command that succeeds: ports in its environment and arguments, exit 0, forwards closed", () =>
+    Effect.gen(function*() {
+      const { child, exit, printed, t } = yield* run("0", "{port}", "http://{host}:{run.port.7000}/x", "{\"a\":1}")
+      assert.deepStrictEqual(exit, { code: 0, signal: null }, child.stderr())
+      assert.strictEqual(printed.length, 1, "stdout is the command's own")
+      const [{ args, echoed, env }] = printed
+      const port = env.KUBE_FORWARD_PORT
+      assert.match(port, /^\d+$/)
+      assert.deepStrictEqual(args, [port, `http://127.0.0.1:${port}/x`, "{\"a\":1}"])
+      assert.deepStrictEqual(env, {
+        KUBE_FORWARD_HOST: "127.0.0.1",
+        KUBE_FORWARD_PORT: port,
+        KUBE_FORWARD_PORT_7000: port,
+        KUBE_FORWARD_RUN_HOST: "127.0.0.1",
+        KUBE_FORWARD_RUN_PORT: port,
+        KUBE_FORWARD_RUN_PORT_7000: port
+      })
+      assert.strictEqual(echoed, "hello", "the forward was ready when the command ran")
+      assert.match(child.stderr(), /run: Ready 127\.0\.0\.1:\d+ -> 7000/, "our own lines go to stderr")
+      assert.deepStrictEqual(t.leftovers(), [])
+      assert.isTrue(yield* allBindable([Number(port)]))
+    }))
+
+  it.effect("a command that fails: its exit code comes back", () =>
+    Effect.gen(function*() {
+      const { exit, printed, t } = yield* run("7")
+      assert.deepStrictEqual(exit, { code: 7, signal: null })
+      assert.strictEqual(printed[0].echoed, "hello")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
+  it.effect("a command that is killed: 128 + the signal's number (137 for SIGKILL)", () =>
+    Effect.gen(function*() {
+      const { exit, printed, t } = yield* run("kill")
+      assert.deepStrictEqual(exit, { code: 137, signal: null })
+      assert.strictEqual(printed[0].echoed, "hello")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
+  it.effect("a command that does not exist: 127, after the forwards were closed again", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const child = yield* kubeForward(["pod/db", ":pg", "-n", "shop", "--", "/nonexistent/kf-command"], { env: t.env })
+      assert.deepStrictEqual(yield* child.exit(), { code: 127, signal: null })
+      assert.include(child.stderr(), "db: Ready")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+})

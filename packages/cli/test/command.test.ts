@@ -1,0 +1,197 @@
+/**
+ * The `kube-forward` command, run as a child process against the fake cluster with real
+ * kubectl: kubectl's syntax, a config file with several forwards and namespaces, JSON events
+ * through a pod restart, forwards that fail for good, and what SIGINT, SIGTERM, SIGKILL and a
+ * second signal leave behind (nothing: no kubectl, every port free).
+ */
+import { assert, layer } from "@effect/vitest"
+import { Processes } from "@kube-forward/testkit"
+import { Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { kubeForward } from "./support/child.ts"
+import { allBindable, Cluster, clusterLayer, echoPod, freePort, readyPorts, roundTrip } from "./support/cluster.ts"
+
+const Env = clusterLayer({
+  pods: [
+    echoPod("one", { portName: "echo" }),
+    echoPod("api"),
+    echoPod("db", { namespace: "shop", port: 5432 }),
+    echoPod("cache-0", { namespace: "shop", port: 6379 }),
+    echoPod("restart-me"),
+    echoPod("lose-me"),
+    echoPod("sig-0"),
+    echoPod("sig-1")
+  ],
+  services: [{ name: "cache", namespace: "shop", selector: { app: "cache-0" }, ports: [{ port: 6379 }] }]
+})
+
+layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) => {
+  it.effect("kubectl's syntax: fixed, free and named ports through one forward; SIGINT closes it, exit 0", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const fixed = yield* freePort
+      const child = yield* kubeForward(["one", `${fixed}:7000`, ":7000", "echo"], { env: t.env })
+      const ready = yield* child.waitForLine(/^one: Ready /)
+      yield* child.waitForLine(/^all 1 forward ready$/)
+      const ports = readyPorts(ready.input)
+      assert.strictEqual(ports.length, 3, ready.input)
+      assert.strictEqual(ports[0], fixed)
+      assert.match(ready.input, / -> 7000, .* -> 7000, .* -> echo \(one\)$/)
+      for (const port of ports) assert.strictEqual(yield* roundTrip(port, `via ${port}`), `via ${port}`)
+      assert.strictEqual(t.leftovers().length, 1, "one kubectl for the three ports")
+      child.kill("SIGINT")
+      assert.deepStrictEqual(yield* child.exit(), { code: 0, signal: null })
+      assert.deepStrictEqual(t.leftovers(), [])
+      assert.isTrue(yield* allBindable(ports))
+      assert.strictEqual(child.lines().at(-1), "one: Closed")
+    }))
+
+  it.effect("--backend native: the same forward without kubectl; SIGINT closes it, exit 0", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const child = yield* kubeForward(["--backend", "native", "one", ":7000", "echo"], { env: t.env })
+      const ready = yield* child.waitForLine(/^one: Ready /)
+      yield* child.waitForLine(/^all 1 forward ready$/)
+      const ports = readyPorts(ready.input)
+      assert.strictEqual(ports.length, 2, ready.input)
+      for (const port of ports) assert.strictEqual(yield* roundTrip(port, `native ${port}`), `native ${port}`)
+      assert.deepStrictEqual(t.leftovers(), [], "no kubectl was started")
+      child.kill("SIGINT")
+      assert.deepStrictEqual(yield* child.exit(), { code: 0, signal: null })
+      assert.isTrue(yield* allBindable(ports))
+    }))
+
+  it.effect("up: three forwards in two namespaces, --ports-file, SIGTERM closes them all, exit 0", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const config = Path.join(t.dir, "three.yaml")
+      const portsFile = Path.join(t.dir, "ports.json")
+      Fs.writeFileSync(
+        config,
+        [
+          "defaults:",
+          "  namespace: shop",
+          "forwards:",
+          "  api:",
+          "    target: pod/api",
+          "    namespace: default",
+          "    ports: [\":7000\"]",
+          "  db:",
+          "    target: pod/db",
+          "    ports: [\":5432\"]",
+          "  cache:",
+          "    target: svc/cache",
+          "    ports: [\":6379\"]",
+          ""
+        ].join("\n")
+      )
+      const child = yield* kubeForward(["up", "-f", config, "--ports-file", portsFile], { env: t.env })
+      yield* child.waitForLine(/^all 3 forwards ready$/)
+      const written = JSON.parse(Fs.readFileSync(portsFile, "utf8")) as {
+        forwards: Array<
+          { name: string; target: string; namespace: string; ports: Array<{ local: number; remote: number }> }
+        >
+      }
+      assert.deepStrictEqual(
+        written.forwards.map((f) => [f.name, f.target, f.namespace, f.ports.map((p) => p.remote)]),
+        [["api", "pod/api", "default", [7000]], ["db", "pod/db", "shop", [5432]], ["cache", "svc/cache", "shop", [
+          6379
+        ]]]
+      )
+      const ports = written.forwards.map((f) => f.ports[0].local)
+      for (const [i, port] of ports.entries()) assert.strictEqual(yield* roundTrip(port, `to ${i}`), `to ${i}`)
+      assert.strictEqual(t.leftovers().length, 3)
+      child.kill("SIGTERM")
+      assert.deepStrictEqual(yield* child.exit(), { code: 0, signal: null })
+      assert.deepStrictEqual(t.leftovers(), [])
+      assert.isTrue(yield* allBindable(ports))
+      assert.isFalse(Fs.existsSync(portsFile), "the ports file is removed with the forwards")
+    }))
+
+  it.effect("--json: Ready → Reconnecting → Ready through a pod restart, on the same local port", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const child = yield* kubeForward(["pod/restart-me", ":7000", "--json"], { env: t.env })
+      yield* child.waitForLine(/"event":"ready"/)
+      const events = () => child.lines().map((l) => JSON.parse(l) as Record<string, any>)
+      const port = events().find((e) => e.event === "ready")!.forwards[0].ports[0].local as number
+      yield* t.cluster.restartPod("default", "restart-me", { downFor: "300 millis" })
+      yield* child.waitForLine(/"state":"Ready".*"reconnects":1/)
+      const states = events().filter((e) => e.event === "status").map((e) => e.state as string)
+      assert.deepStrictEqual(states.filter((s, i) => s !== states[i - 1]), [
+        "Starting",
+        "Ready",
+        "Reconnecting",
+        "Ready"
+      ])
+      const reconnecting = events().find((e) => e.state === "Reconnecting")!
+      assert.strictEqual(reconnecting.error.tag, "ForwardLost")
+      const again = events().filter((e) => e.state === "Ready").at(-1)!
+      assert.strictEqual(again.ports[0].local, port, "back on the same local port")
+      assert.strictEqual(yield* roundTrip(port, "after restart"), "after restart")
+      child.kill("SIGINT")
+      assert.strictEqual((yield* child.exit()).code, 0)
+      assert.deepInclude(events().at(-1), { event: "exit", code: 0, reason: "stopped" })
+      assert.strictEqual(events().at(-2)!.state, "Closed")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
+  it.effect("a forward that cannot start fails the run with exit code 3, and so does one lost for good", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const missing = yield* kubeForward(["pod/missing", ":7000"], { env: t.env })
+      assert.strictEqual((yield* missing.exit()).code, 3)
+      assert.include(missing.stderr(), "kube-forward: forward \"missing\" failed: pod/missing not found")
+      assert.include(missing.lines().join("\n"), "missing: Failed: pod/missing not found")
+      const lost = yield* kubeForward(["pod/lose-me", ":7000", "--no-reconnect"], { env: t.env })
+      yield* lost.waitForLine(/^all 1 forward ready$/)
+      yield* t.cluster.restartPod("default", "lose-me")
+      assert.strictEqual((yield* lost.exit()).code, 3)
+      assert.match(lost.stderr(), /forward "lose-me" failed: .*pod\/lose-me/)
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
+  it.effect("SIGKILL: the command's kubectl processes end with it and the ports are free", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const baseline = (yield* t.cluster.counters).activeSessions
+      const child = yield* kubeForward(["pod/sig-0", ":7000", ":7000"], { env: t.env })
+      const ports = readyPorts((yield* child.waitForLine(/^sig-0: Ready /)).input)
+      yield* child.waitForLine(/^all 1 forward ready$/)
+      const pids = t.leftovers().map((p) => p.pid)
+      assert.strictEqual(pids.length, 1)
+      child.kill("SIGKILL")
+      assert.strictEqual((yield* child.exit()).signal, "SIGKILL")
+      // the event: the API server sees kubectl's connection close as the watchdog ends it
+      yield* t.cluster.awaitCounters((c) => c.activeSessions === baseline).pipe(Effect.timeout("10 seconds"))
+      assert.deepStrictEqual(yield* Processes.awaitExit(pids), [])
+      assert.deepStrictEqual(t.leftovers(), [])
+      assert.isTrue(yield* allBindable(ports))
+    }))
+
+  it.effect("a second signal quits at once (128 + n), and the watchdog still leaves nothing behind", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      // a kubectl whose process group ignores SIGTERM, so the first close takes its kill grace
+      const wrapper = Path.join(t.dir, "stubborn-kubectl")
+      Fs.writeFileSync(wrapper, `#!/bin/sh\ntrap '' TERM\nkubectl "$@"\nsleep 30\n`, { mode: 0o755 })
+      const child = yield* kubeForward(["pod/sig-1", ":7000"], {
+        env: { ...t.env, KUBE_FORWARD_KUBECTL: wrapper, KUBE_FORWARD_KILL_GRACE: "20 seconds" }
+      })
+      const ports = readyPorts((yield* child.waitForLine(/^sig-1: Ready /)).input)
+      const group = Processes.live(wrapper)[0].pgid
+      child.kill("SIGTERM")
+      yield* child.waitForLine(/^kube-forward: stopping…/)
+      child.kill("SIGTERM")
+      assert.deepStrictEqual(yield* child.exit("5 seconds"), { code: 143, signal: null })
+      const members = Processes.group(group).map((p) => p.pid)
+      assert.deepStrictEqual(
+        yield* Processes.awaitExit(members, { within: "5 seconds" }),
+        [],
+        "the watchdog ended the group"
+      )
+      assert.deepStrictEqual(t.leftovers(), [])
+      assert.isTrue(yield* allBindable(ports))
+    }))
+})
