@@ -251,4 +251,54 @@ describe("native carrier: bounded memory", () => {
       yield* Scope.close(scope, Exit.void)
       assert.isTrue(yield* Processes.canBind(fwd.localPort), "the port is free after close")
     }))
+
+  it.live("a pod that stops reading stalls the upload, which resumes when it reads again", () =>
+    Effect.gen(function*() {
+      const held: Array<Net.Socket> = []
+      const cluster = yield* FakeCluster.make({
+        pods: [{
+          name: "blackhole",
+          containers: [{
+            name: "a",
+            ports: [{
+              containerPort: 9,
+              backend: Backend.handler((s) => {
+                s.pause()
+                held.push(s)
+              })
+            }]
+          }]
+        }]
+      })
+      const fwd = yield* PortForward.make({ target: "pod/blackhole", ports: [9], verify: false }).pipe(
+        Effect.provide(native(cluster))
+      )
+      const socket = yield* Effect.acquireRelease(
+        Effect.sync(() => Net.connect({ host: "127.0.0.1", port: fwd.localPort })),
+        (s) => Effect.sync(() => s.destroy())
+      )
+      socket.on("error", () => undefined)
+      const chunk = Buffer.alloc(256 * 1024)
+      let written = 0
+      const pump = () => {
+        while (socket.write(chunk)) written += chunk.length
+        written += chunk.length
+      }
+      socket.on("drain", pump)
+      socket.on("connect", pump)
+      const stalled = yield* plateau(cluster.counters.pipe(Effect.map((c) => c.bytesToPod)))
+      console.log(
+        `native, pod stopped reading: ${(stalled / 1048576).toFixed(1)} MiB reached the pod, ${
+          (written / 1048576).toFixed(1)
+        } MiB written locally`
+      )
+      assert.isBelow(stalled, 16 * 1024 * 1024)
+      assert.isBelow(
+        written - stalled,
+        32 * 1024 * 1024,
+        "what is in flight between the local writer and the pod stays bounded"
+      )
+      held.forEach((s) => s.resume())
+      yield* cluster.awaitCounters((c) => c.bytesToPod > stalled + 16 * 1024 * 1024).pipe(Effect.timeout("30 seconds"))
+    }))
 })
