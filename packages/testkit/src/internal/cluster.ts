@@ -269,7 +269,7 @@ export class Cluster {
     )
     switch (decision._tag) {
       case "Reject":
-        return void socket.end(Upgrade.statusResponse(decision.code, decision.body))
+        return void socket.end(Upgrade.statusResponse(decision.code, decision.body, decision.headers))
       case "Drop":
         return void socket.destroy()
       case "Hold":
