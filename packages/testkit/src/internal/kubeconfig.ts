@@ -27,7 +27,8 @@ const q = (value: string): string => JSON.stringify(value)
 const b64 = (pem: string): string => Buffer.from(pem, "utf8").toString("base64")
 
 const clusterLines = (c: ClusterEntry): Array<string> => [
-  `    server: ${q(c.server)}`,
+  // our own URL: no character needs quoting
+  `    server: ${c.server}`,
   ...(c.certificateAuthority !== undefined ? [`    certificate-authority-data: ${b64(c.certificateAuthority)}`] : []),
   // client-node refuses `http://` without it ("HTTP protocol is not allowed when skipTLSVerify is
   // not set or false"); kubectl does not mind
