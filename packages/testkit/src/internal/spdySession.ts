@@ -35,7 +35,6 @@ const { StreamHeader, StreamType } = PortForwardProtocol
 
 /** The two streams of one forwarded connection. */
 interface Pair {
-  readonly key: string
   /** The `requestid` (or kubelet's pseudo id from the stream id). */
   readonly requestId: string
   errorId: number | undefined
@@ -261,7 +260,7 @@ export class SpdySession {
     this.queue = []
     // kubelet forgets the streams of a complete pair (RemoveStreams); the rest are reset by Close
     for (const [id, ref] of this.streams) {
-      const registered = ref.pair === undefined || this.waiting.get(ref.pair.key) === ref.pair
+      const registered = ref.pair === undefined || this.waiting.get(ref.pair.requestId) === ref.pair
       if (registered && !this.finished.has(id)) this.reset(id, Spdy.RstStatus.Cancel)
     }
     for (const pair of this.live) pair.connection.destroy()
@@ -324,7 +323,7 @@ export class SpdySession {
     if ((syn.flags & Spdy.FLAG_FIN) !== 0 && type === "data") this.onData(streamId, Spdy.FLAG_FIN, Buffer.alloc(0))
     if (pair.errorId !== undefined && pair.dataId !== undefined && !pair.started) {
       // complete: kubelet forgets the request id, so a later stream with it starts a new pair
-      this.waiting.delete(pair.key)
+      this.waiting.delete(pair.requestId)
       clearTimeout(pair.timer)
       this.start(pair)
     }
@@ -336,7 +335,6 @@ export class SpdySession {
     const existing = this.waiting.get(requestId)
     if (existing !== undefined) return existing
     const pair: Pair = {
-      key: requestId,
       requestId,
       errorId: undefined,
       dataId: undefined,
@@ -439,7 +437,7 @@ export class SpdySession {
     pair.done = true
     this.live.delete(pair)
     clearTimeout(pair.timer)
-    if (this.waiting.get(pair.key) === pair) this.waiting.delete(pair.key)
+    if (this.waiting.get(pair.requestId) === pair) this.waiting.delete(pair.requestId)
     if (this.closed) return
     // Stream ids stay known until the client has had time to RST/FIN them; forget them later.
     const ids = [pair.errorId, pair.dataId]
