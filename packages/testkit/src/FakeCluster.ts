@@ -119,8 +119,11 @@ export interface WorkloadSpec {
  *
  * - `"tunnel"`: the SPDY-over-WebSocket tunnel (`SPDY/3.1+portforward.k8s.io`, kubectl ≥ 1.31 by
  *   default) and plain SPDY/3.1, like a 1.31+ API server.
- * - `"spdy-only"`: the tunnel upgrade gets `400`, so kubectl ≥ 1.31 silently falls back to SPDY,
- *   like an older API server.
+ * - `"spdy-only"`: a server without the `PortForwardWebsockets` feature (before 1.31, or with the
+ *   gate off): it hands the tunnel request to kubelet's WebSocket handler, which wants `?port=`,
+ *   so the answer is exactly `400 Bad Request`, `text/plain`, `query parameter "port" is required`
+ *   (K `pkg/kubelet/cri/streaming/portforward/websocket.go`; kubernetes issue #133913), and
+ *   kubectl ≥ 1.31 silently falls back to SPDY.
  *
  * The WebSocket channel protocol (`v4.channel.k8s.io`) is accepted in both modes.
  *
@@ -160,6 +163,8 @@ export type UpgradeFault =
  *   a kubectl ≥ 1.31 that falls back from the tunnel to SPDY makes two.
  * - `activeWatches`: watch requests open right now (kubectl watches pods when a service or
  *   workload selects none yet); not reset.
+ * - `unauthorized`, `forbidden`: requests (REST and upgrades) answered `401` / `403` by
+ *   authentication / authorization (see {@link AuthOptions}).
  *
  * @category models
  * @since 0.1.0
@@ -174,6 +179,60 @@ export interface Counters {
   readonly restRequests: number
   readonly upgradeRequests: number
   readonly activeWatches: number
+  readonly unauthorized: number
+  readonly forbidden: number
+}
+
+/**
+ * A user the API server knows (with `auth`), and what RBAC lets it do.
+ *
+ * - `token`: a bearer token that authenticates it.
+ * - `clientCertificate`: issue it a client certificate signed by the cluster CA (needs `tls`):
+ *   CN = `name`, O = `groups`, as kube-apiserver reads them.
+ * - `portForward`: `false` denies `pods/portforward` (the upgrade gets kube-apiserver's `403`,
+ *   `… cannot create resource "pods/portforward" …`) while every read still works, like a role
+ *   with `get`/`list`/`watch` only. Default `true`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface UserSpec {
+  readonly name: string
+  readonly groups?: ReadonlyArray<string>
+  readonly token?: string
+  readonly clientCertificate?: boolean
+  readonly portForward?: boolean
+}
+
+/**
+ * Authentication and authorization, as kube-apiserver's filter chain applies them to every
+ * request (REST and upgrades):
+ *
+ * - a bearer token that names no user: `401` `Unauthorized` (even with `anonymous`);
+ * - a client certificate not signed by the cluster CA: `401`;
+ * - no credentials: `401`, or with `anonymous: true` the user `system:anonymous`, who may read
+ *   only `/version` and the health paths (`403` elsewhere, with RBAC's message);
+ * - a user of `users`: everything but what its spec denies.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface AuthOptions {
+  readonly users: ReadonlyArray<UserSpec>
+  readonly anonymous?: boolean
+}
+
+/**
+ * HTTPS. The cluster makes a CA of its own and a serving certificate signed by it for
+ * `localhost`, `kubernetes`, `kubernetes.default`, `kubernetes.default.svc`,
+ * `kubernetes.default.svc.cluster.local`, `127.0.0.1` and `::1` (kubeadm's names), plus
+ * `serverNames`. Kubeconfigs carry the CA as `certificate-authority-data`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface TlsOptions {
+  readonly serverNames?: ReadonlyArray<string>
 }
 
 /**
@@ -181,6 +240,9 @@ export interface Counters {
  *
  * - `version`: what `/version` reports (default `"v1.33.1"`).
  * - `transport`: the initial {@link TransportMode} (default `"tunnel"`).
+ * - `tls`: serve HTTPS (`true` or {@link TlsOptions}); default plain HTTP.
+ * - `auth`: require credentials ({@link AuthOptions}); default none (everything allowed, as the
+ *   protocol notes observed kubectl against an `http://` server).
  *
  * @category models
  * @since 0.1.0
@@ -192,6 +254,35 @@ export interface Options {
   readonly statefulsets?: ReadonlyArray<WorkloadSpec>
   readonly version?: string
   readonly transport?: TransportMode
+  readonly tls?: boolean | TlsOptions
+  readonly auth?: AuthOptions
+}
+
+/**
+ * How {@link FakeCluster.writeKubeconfig} writes a kubeconfig (context, cluster and user all named
+ * `fake`, namespace `default`).
+ *
+ * - `user`: a user of `auth.users` (default the first).
+ * - `credential`: how the user proves it — its `"token"`, a `"tokenFile"` holding it, its
+ *   `"clientCertificate"`, an `"exec"` credential plugin (a small `sh` script printing an
+ *   `ExecCredential` with the token), or `"none"`. Default: token if the user has one, else its
+ *   client certificate, else none.
+ * - `token`: the token to present instead of the user's (a wrong one, say); implies a token
+ *   credential unless `credential` says `tokenFile` or `exec`.
+ * - `certificateAuthority`: `"cluster"` (default), `"untrusted"` (a CA that did not sign the
+ *   server's certificate) or `"none"`.
+ * - `insecureSkipTlsVerify`, `tlsServerName`: written as such.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface KubeconfigOptions {
+  readonly user?: string
+  readonly credential?: "token" | "tokenFile" | "clientCertificate" | "exec" | "none"
+  readonly token?: string
+  readonly certificateAuthority?: "cluster" | "untrusted" | "none"
+  readonly insecureSkipTlsVerify?: boolean
+  readonly tlsServerName?: string
 }
 
 /**
@@ -201,10 +292,22 @@ export interface Options {
  * @since 0.1.0
  */
 export interface FakeCluster {
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT`, or `https://` with `tls`. */
   readonly url: string
-  /** A kubeconfig (context, cluster and user all named `"fake"`, namespace `default`). */
+  /**
+   * A kubeconfig (context, cluster and user all named `"fake"`, namespace `default`): with `tls`
+   * the CA as `certificate-authority-data`; with `auth` the first user's token, else its client
+   * certificate.
+   */
   readonly kubeconfigPath: string
+  /** The cluster CA (PEM) with `tls`, else undefined. */
+  readonly certificateAuthority: string | undefined
+  /**
+   * Writes another kubeconfig for this cluster ({@link KubeconfigOptions}) into the cluster's
+   * temp directory (removed with it) and succeeds with its path. Fails with a defect on options
+   * that cannot be met (an unknown user, a client certificate without `tls`).
+   */
+  readonly writeKubeconfig: (options?: KubeconfigOptions) => Effect.Effect<string>
   /** A private discovery cache directory for kubectl (`KUBECACHEDIR`). */
   readonly cacheDir: string
   /** `{ KUBECONFIG, KUBECACHEDIR }`, to merge into a kubectl child process environment. */
@@ -333,6 +436,8 @@ export const make: (options?: Options) => Effect.Effect<FakeCluster, FakeCluster
   return {
     url: cluster.url,
     kubeconfigPath: cluster.kubeconfigPath,
+    certificateAuthority: cluster.certificateAuthority,
+    writeKubeconfig: (options) => Effect.promise(() => cluster.writeKubeconfig(options ?? {})),
     cacheDir: cluster.cacheDir,
     env: { KUBECONFIG: cluster.kubeconfigPath, KUBECACHEDIR: cluster.cacheDir },
     addPod: (pod) => Effect.sync(() => cluster.addPod(pod)),

@@ -9,7 +9,9 @@
  *  4. a refused target: kubelet's text, then kubectl's `lost connection to pod` (client-node:
  *     the text on its error stream);
  *  5. a missing pod and a pod that is not running give kubectl's usual messages;
- *  6. which transport served the forward, from the server's counters.
+ *  6. which transport served the forward, from the server's counters;
+ *  7. the same over HTTPS with a bearer token (a cluster of its own, per client): 1 MiB through
+ *     echo, the version's transport, every request authenticated.
  *
  * Waiting is by events only (output lines, exits, `awaitCounters`). At the end no kubectl of the
  * suite may be left running and every local port it forwarded can be bound again.
@@ -32,6 +34,35 @@ const minorOf = (version: string): number => Number(version.split(".")[1])
 const MiB = 1024 * 1024
 const SIZE = 8 * MiB
 const CONCURRENT = 20
+
+/** The token of the HTTPS clusters of check 7. */
+const TOKEN = "conformance-token-5d1f"
+
+/** Check 7's cluster: the same pods, over HTTPS, a bearer token required. */
+const secured = (): FakeCluster.Options => ({
+  ...options,
+  tls: true,
+  auth: { users: [{ name: "conformance", token: TOKEN }] }
+})
+
+/** 1 MiB through echo over HTTPS with a token; the counters once the echo is back. */
+const overTls = <E, R>(
+  open: (cluster: FakeCluster.FakeCluster) => Effect.Effect<number, E, R>,
+  echo: (port: number, payload: Uint8Array) => Effect.Effect<Buffer, Error> = exchange
+) =>
+  Effect.gen(function*() {
+    const cluster = yield* FakeCluster.make(secured())
+    assert.match(cluster.url, /^https:/)
+    const port = yield* open(cluster)
+    const payload = randomBytes(MiB)
+    const back = yield* echo(port, payload)
+    assert.strictEqual(sha256(back), sha256(payload))
+    const counters = yield* cluster.counters
+    assert.strictEqual(counters.unauthorized, 0, "every request carried the token")
+    assert.strictEqual(counters.forbidden, 0)
+    assert.strictEqual(counters.bytesToPod, MiB)
+    return counters
+  })
 
 const options: FakeCluster.Options = {
   pods: [
@@ -238,6 +269,18 @@ describe("conformance", () => {
             assert.strictEqual(spdy.upgradeRequests, 1)
           }))
       }
+
+      it.effect("7. over HTTPS with a bearer token", () =>
+        Effect.gen(function*() {
+          const counters = yield* overTls((cluster) =>
+            forward(cluster, binary, "pod/echo", 7).pipe(Effect.map((fwd) => fwd.localPort))
+          )
+          assert.deepStrictEqual(
+            counters.sessions,
+            minor >= 31 ? { spdy: 0, tunnel: 1, websocket: 0 } : { spdy: 1, tunnel: 0, websocket: 0 }
+          )
+          assert.isAbove(counters.restRequests, 0)
+        }).pipe(Effect.scoped))
     })
   }
 
@@ -336,6 +379,16 @@ describe("conformance", () => {
             assert.strictEqual(counters.restRequests, 0)
           }
         }))
+
+      it.effect("7. over HTTPS with a bearer token", () =>
+        Effect.gen(function*() {
+          const counters = yield* overTls((cluster) =>
+            clientNodeForward(cluster.kubeconfigPath, { pod: "echo", port: 7 }).pipe(
+              Effect.tap((fwd) => Effect.sync(() => localPorts.add(fwd.port))),
+              Effect.map((fwd) => fwd.port)
+            ), echoExactly)
+          assert.deepStrictEqual(counters.sessions, { spdy: 0, tunnel: 0, websocket: 1 })
+        }).pipe(Effect.scoped))
     }
   )
 })

@@ -35,6 +35,7 @@ const harness = Effect.gen(function*() {
   const decoder = new Spdy.Decoder()
   const signal = new Signal()
   const reads: Array<"pause" | "resume"> = []
+  const ended: Array<"end"> = []
   let openGate = () => {}
   const gate = new Promise<void>((resolve) => (openGate = resolve))
   const transport: Transport = {
@@ -50,6 +51,7 @@ const harness = Effect.gen(function*() {
     },
     pause: () => void reads.push("pause"),
     resume: () => void reads.push("resume"),
+    end: () => void ended.push("end"),
     destroy: () => undefined,
     closed: () => false
   }
@@ -76,7 +78,7 @@ const harness = Effect.gen(function*() {
     )
   const waitFrames = (predicate: (frames: ReadonlyArray<Spdy.Frame>) => boolean) =>
     signal.until(() => predicate(written) ? written : undefined).pipe(Effect.timeout("10 seconds"))
-  return { session, written, counters, syn, waitFrames, reads, openGate }
+  return { session, written, counters, syn, waitFrames, reads, ended, openGate }
 })
 
 const describeFrame = (f: Spdy.Frame): string =>

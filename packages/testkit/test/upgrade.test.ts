@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { WebSocket } from "@kube-forward/protocol"
 import type { PodPhase } from "../src/FakeCluster.ts"
-import { type Decision, negotiate, parsePorts, type UpgradeState } from "../src/internal/upgrade.ts"
+import { type Decision, negotiate, parsePorts, statusResponse, type UpgradeState } from "../src/internal/upgrade.ts"
 
 const PATH = "/api/v1/namespaces/default/pods/web/portforward"
 const KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -39,10 +39,11 @@ const ws = (protocols: string | undefined, url = PATH, method = "GET") => ({
   }
 })
 
-/** A rejection's code and Status message. */
+/** A rejection's code and Status message (or plain text body). */
 const rejected = (d: Decision): [number, unknown] => {
   assert.strictEqual(d._tag, "Reject")
-  return d._tag === "Reject" ? [d.code, d.body["message"]] : [0, undefined]
+  if (d._tag !== "Reject") return [0, undefined]
+  return [d.code, typeof d.body === "string" ? d.body : d.body["message"]]
 }
 
 describe("upgrade negotiation", () => {
@@ -66,10 +67,19 @@ describe("upgrade negotiation", () => {
       d._tag === "Accept" && d.response,
       WebSocket.handshakeResponse(KEY, "SPDY/3.1+portforward.k8s.io")
     )
-    assert.deepStrictEqual(rejected(negotiate(ws("SPDY/3.1+portforward.k8s.io"), state({ mode: "spdy-only" }))), [
-      400,
-      "unable to upgrade connection: subprotocol \"SPDY/3.1+portforward.k8s.io\" is not supported"
-    ])
+    // a server without the feature: kubelet's WebSocket handler wants ?port=, in plain text
+    const old = negotiate(ws("SPDY/3.1+portforward.k8s.io"), state({ mode: "spdy-only" }))
+    assert.deepStrictEqual(old, {
+      _tag: "Reject",
+      code: 400,
+      body: "query parameter \"port\" is required",
+      headers: { "Content-Type": "text/plain; charset=utf-8" }
+    })
+    assert.strictEqual(
+      old._tag === "Reject" && statusResponse(old.code, old.body, old.headers),
+      "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 34\r\n" +
+        "Connection: close\r\n\r\nquery parameter \"port\" is required"
+    )
     // spdy-only still takes plain SPDY and the channel protocol
     assert.strictEqual(negotiate(spdy(), state({ mode: "spdy-only" }))._tag, "Accept")
     assert.strictEqual(
@@ -121,9 +131,49 @@ describe("upgrade negotiation", () => {
     ])
     assert.strictEqual(rejected(negotiate(spdy("/api/v1/namespaces/default/pods/web/exec"), state()))[0], 404)
     assert.strictEqual(rejected(negotiate(spdy("/api/v1/namespaces/%zz/pods/web/portforward"), state()))[0], 404)
-    assert.deepStrictEqual(rejected(negotiate({ ...spdy(), headers: { upgrade: "h2c" } }, state())), [
+  })
+
+  it("SPDY: kubelet's stream protocol handshake, then the upgrade headers", () => {
+    const without = { ...spdy(), headers: { connection: "Upgrade", upgrade: "SPDY/3.1" } }
+    // Handshake's error is only logged by kubelet; Go then answers an empty 200
+    assert.deepStrictEqual(negotiate(without, state()), { _tag: "Reject", code: 200, body: "" })
+    const other = { ...spdy(), headers: { ...spdy().headers, "x-stream-protocol-version": "v2.portforward.k8s.io, x" } }
+    assert.deepStrictEqual(negotiate(other, state()), {
+      _tag: "Reject",
+      code: 403,
+      body:
+        "unable to upgrade: unable to negotiate protocol: client supports [v2.portforward.k8s.io x], server accepts [portforward.k8s.io]\n",
+      headers: { "X-Content-Type-Options": "nosniff", "X-Accepted-Stream-Protocol-Versions": "portforward.k8s.io" }
+    })
+    const h2c = { ...spdy(), headers: { ...spdy().headers, upgrade: "h2c" } }
+    assert.deepStrictEqual(rejected(negotiate(h2c, state())), [
       400,
-      "unable to upgrade connection: unsupported upgrade \"h2c\""
+      "unable to upgrade: missing upgrade headers in request: http.Header{\"Connection\":[]string{\"Upgrade\"}, " +
+      "\"Upgrade\":[]string{\"h2c\"}, \"X-Stream-Protocol-Version\":[]string{\"portforward.k8s.io\"}}\n"
+    ])
+  })
+
+  it("the tunnel: gorilla/websocket's handshake checks, answered with the status text", () => {
+    const tunnel = ws("SPDY/3.1+portforward.k8s.io")
+    const gorilla = (code: number, text: string): Decision => ({
+      _tag: "Reject",
+      code,
+      body: `${text}\n`,
+      headers: { "X-Content-Type-Options": "nosniff", "Sec-Websocket-Version": "13" }
+    })
+    assert.deepStrictEqual(negotiate({ ...tunnel, method: "POST" }, state()), gorilla(405, "Method Not Allowed"))
+    assert.deepStrictEqual(
+      negotiate({ ...tunnel, headers: { ...tunnel.headers, "sec-websocket-version": "8" } }, state()),
+      gorilla(400, "Bad Request")
+    )
+    assert.deepStrictEqual(
+      negotiate({ ...tunnel, headers: { ...tunnel.headers, "sec-websocket-key": "c2hvcnQ=" } }, state()),
+      gorilla(400, "Bad Request")
+    )
+    // the pod comes first: the API server looks it up before kubelet or gorilla see anything
+    assert.deepStrictEqual(rejected(negotiate({ ...tunnel, method: "POST" }, state({}, {}))), [
+      404,
+      "pods \"web\" not found"
     ])
   })
 

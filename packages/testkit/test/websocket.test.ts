@@ -256,6 +256,7 @@ describe("v4.channel.k8s.io (raw client)", () => {
         "SPDY/3.1+portforward.k8s.io"
       ])
       assert.strictEqual(tunnel.status, 400)
+      assert.strictEqual(tunnel.body, "query parameter \"port\" is required", "an old server's kubelet, as is")
       yield* c.setUpgradeFault({ _tag: "Status", code: 503 })
       const faulted = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/web/portforward?ports=80", [
         "v4.channel.k8s.io"

@@ -16,16 +16,27 @@ import type * as Http from "node:http"
 /** What can go wrong before an answer arrives. */
 export type RequestFailure = ClusterUnreachable | Unauthorized
 
+const UNTRUSTED = "is not trusted: no certificate authority of the kubeconfig signed it " +
+  "(certificate-authority / certificate-authority-data; without one, the system's)"
+
 /** TLS verification failures, in words a person can act on. */
 const TLS_WORDS: Record<string, string> = {
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "signed by an authority the kubeconfig does not trust (certificate-authority)",
-  UNABLE_TO_GET_ISSUER_CERT: "signed by an authority the kubeconfig does not trust (certificate-authority)",
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "signed by an authority the kubeconfig does not trust (certificate-authority)",
-  SELF_SIGNED_CERT_IN_CHAIN: "signed by an authority the kubeconfig does not trust (certificate-authority)",
-  DEPTH_ZERO_SELF_SIGNED_CERT: "self-signed and not in the kubeconfig's certificate-authority",
-  CERT_HAS_EXPIRED: "expired",
-  CERT_NOT_YET_VALID: "not valid yet",
-  ERR_TLS_CERT_ALTNAME_INVALID: "not issued for this server name (tls-server-name may be needed)"
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: UNTRUSTED,
+  UNABLE_TO_GET_ISSUER_CERT: UNTRUSTED,
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: UNTRUSTED,
+  SELF_SIGNED_CERT_IN_CHAIN: UNTRUSTED,
+  DEPTH_ZERO_SELF_SIGNED_CERT: "is not trusted: it is self-signed and not the kubeconfig's certificate authority",
+  CERT_HAS_EXPIRED: "has expired",
+  CERT_NOT_YET_VALID: "is not valid yet"
+}
+
+/** A server name the certificate does not cover: which name was checked, and which it has. */
+const wrongName = (server: URL, error: NodeJS.ErrnoException & { host?: unknown; cert?: unknown }): string => {
+  const checked = typeof error.host === "string" ? error.host : server.hostname
+  const names = (error.cert as { subjectaltname?: unknown } | undefined)?.subjectaltname
+  return `the certificate of ${server.host} was not issued for ${checked}` +
+    (typeof names === "string" ? ` (it names ${names})` : "") +
+    "; the server URL or tls-server-name must be one of its names"
 }
 
 /** Maps a socket or TLS error of a request to `server` to `ClusterUnreachable`. */
@@ -34,7 +45,10 @@ export const requestFailure = (server: URL) => (e: unknown): ClusterUnreachable 
   const code = error.code ?? ""
   const words = TLS_WORDS[code]
   if (words !== undefined) {
-    return new ClusterUnreachable({ detail: `the certificate of ${server.host} is ${words} (${code})`, tls: true })
+    return new ClusterUnreachable({ detail: `the certificate of ${server.host} ${words} (${code})`, tls: true })
+  }
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    return new ClusterUnreachable({ detail: wrongName(server, error), tls: true })
   }
   if (code.startsWith("ERR_SSL") || code === "EPROTO" || /alert|handshake/i.test(error.message ?? "")) {
     return new ClusterUnreachable({ detail: `TLS with ${server.host} failed: ${error.message}`, tls: true })

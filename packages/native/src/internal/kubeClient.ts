@@ -11,13 +11,21 @@
  * cluster, user or context wins, and so does the first `current-context` (client-node's own
  * merge throws on duplicate names instead).
  *
+ * One gap of client-node is filled here: a user's `tokenFile` (client-go's field,
+ * `clientcmd/api/v1` `AuthInfo.TokenFile`) — client-node only knows a `token-file` key no
+ * kubeconfig has, and would not trim the file's trailing newline. The file is read as client-go
+ * reads it (relative to the kubeconfig, whitespace trimmed) each time the kubeconfig is loaded.
+ *
  * @internal
  */
 import { KubeconfigInvalid, Unauthorized } from "@kube-forward/core/PortForwardError"
 import { Effect } from "effect"
+import * as Yaml from "js-yaml"
+import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Https from "node:https"
 import type * as Net from "node:net"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { type RequestFailure, requestFailure } from "./errors.ts"
 
@@ -57,12 +65,53 @@ export interface RequestSpec {
   readonly headers: Readonly<Record<string, string>>
 }
 
+/**
+ * The kubeconfig text with each user's `tokenFile` read into `token` (client-go: the path is
+ * relative to the kubeconfig's directory and the token is trimmed); other text as it is.
+ */
+const withTokenFiles = (text: string, dir: string): string => {
+  const config = Yaml.load(text) as { users?: Array<{ user?: Record<string, unknown> } | null> } | null
+  let changed = false
+  for (const entry of config?.users ?? []) {
+    const user = entry?.user
+    const file = user?.["tokenFile"]
+    if (user == null || typeof file !== "string" || file.length === 0 || typeof user["token"] === "string") continue
+    user["token"] = Fs.readFileSync(Path.resolve(dir, file), "utf8").trim()
+    changed = true
+  }
+  // JSON is YAML: client-node parses it as it parses the file
+  return changed ? JSON.stringify(config) : text
+}
+
+/**
+ * The words of a YAML error without the excerpt of the file js-yaml puts in its message: the
+ * excerpt can hold a token or a key.
+ */
+const yamlError = (file: string, e: unknown): Error => {
+  const error = e as {
+    readonly name?: unknown
+    readonly reason?: unknown
+    readonly mark?: { line: number; column: number }
+  }
+  if (error.name !== "YAMLException") return e as Error
+  const where = error.mark === undefined ? "" : ` at line ${error.mark.line + 1}, column ${error.mark.column + 1}`
+  return new Error(`${file} is not valid YAML: ${String(error.reason)}${where}`)
+}
+
+/** One kubeconfig file, as client-node's `loadFromFile` reads it, plus `tokenFile`. */
+const loadFile = (module: KubeConfigModule, file: string): KubeConfig => {
+  const kc = new module.KubeConfig()
+  try {
+    kc.loadFromString(withTokenFiles(Fs.readFileSync(file, "utf8"), Path.dirname(file)))
+  } catch (e) {
+    throw yamlError(file, e)
+  }
+  kc.makePathsAbsolute(Path.dirname(file))
+  return kc
+}
+
 const loadFiles = (module: KubeConfigModule, files: ReadonlyArray<string>): KubeConfig => {
-  const parts = files.map((file) => {
-    const kc = new module.KubeConfig()
-    kc.loadFromFile(file)
-    return kc
-  })
+  const parts = files.map((file) => loadFile(module, file))
   const firstByName = <T extends { readonly name: string }>(lists: ReadonlyArray<ReadonlyArray<T> | undefined>) => {
     const seen = new Map<string, T>()
     for (const list of lists) for (const item of list ?? []) if (!seen.has(item.name)) seen.set(item.name, item)
@@ -102,7 +151,10 @@ const loadConfig = (source: Source): Effect.Effect<KubeConfig, KubeconfigInvalid
     catch: (e) => new KubeconfigInvalid({ detail: describe(e) })
   })
 
+/** `~/.kube/config` (with `tokenFile`), else client-node's default: the in-cluster service account. */
 const defaultConfig = (module: KubeConfigModule): KubeConfig => {
+  const home = Path.join(Os.homedir(), ".kube", "config")
+  if (Fs.existsSync(home)) return loadFiles(module, [home])
   const kc = new module.KubeConfig()
   kc.loadFromDefault()
   return kc

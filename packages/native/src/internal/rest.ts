@@ -5,7 +5,7 @@
  * @internal
  */
 import {
-  type ApiServerError,
+  ApiServerError,
   type ClusterUnreachable,
   type Forbidden,
   PodNotFound,
@@ -52,8 +52,8 @@ export const getJson = (
             if (response.statusCode === 200) {
               try {
                 return resume(Effect.succeed(JSON.parse(body)))
-              } catch (e) {
-                return fail(e)
+              } catch {
+                return resume(Effect.fail(notJson(200, path)))
               }
             }
             resume(Effect.fail(answerError(response, body, notFound)))
@@ -111,10 +111,25 @@ const follow = (
   response.on("data", (chunk: string) => {
     const lines = (rest + chunk).split("\n")
     rest = lines.pop() ?? ""
-    for (const line of lines) if (line.trim().length > 0) Queue.offerUnsafe(queue, JSON.parse(line) as WatchEvent)
+    for (const line of lines) {
+      if (line.trim().length === 0) continue
+      let event: WatchEvent
+      try {
+        event = JSON.parse(line) as WatchEvent
+      } catch {
+        // thrown here it would escape the event handler and end the process
+        response.destroy()
+        return Queue.failCauseUnsafe(queue, failCause(notJson(200, "a watch event")))
+      }
+      Queue.offerUnsafe(queue, event)
+    }
   })
   response.once("end", () => Queue.endUnsafe(queue))
   response.once("error", (e) => Queue.failCauseUnsafe(queue, failCause(requestFailure(client.server)(e))))
 }
+
+/** An answer that should be JSON and is not. */
+const notJson = (status: number, what: string) =>
+  new ApiServerError({ status, detail: `the answer to ${what} is not JSON` })
 
 const notWatchable = (detail: string) => new PodNotFound({ target: "pods", namespace: undefined, detail })

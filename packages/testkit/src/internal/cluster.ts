@@ -7,12 +7,15 @@
  */
 import * as Fs from "node:fs/promises"
 import * as Http from "node:http"
+import * as Https from "node:https"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type * as Stream from "node:stream"
+import type * as Tls from "node:tls"
 import type { Backend } from "../Backend.ts"
 import type {
   Counters,
+  KubeconfigOptions,
   Options,
   PodPhase,
   PodSpec,
@@ -21,11 +24,12 @@ import type {
   UpgradeFault,
   WorkloadSpec
 } from "../FakeCluster.ts"
+import * as Auth from "./auth.ts"
 import { BackendPool } from "./backends.ts"
 import { CounterBoard } from "./counters.ts"
+import { Kubeconfigs, makeTls, type Tls as TlsMaterial } from "./credentials.ts"
 import { Faults } from "./faults.ts"
 import type { Address, ForwardHost } from "./host.ts"
-import { kubeconfig } from "./kubeconfig.ts"
 import * as Rest from "./rest.ts"
 import { Sessions } from "./sessions.ts"
 import { key, type PodRecord, Store } from "./store.ts"
@@ -41,8 +45,11 @@ export class Cluster {
   readonly dir: string
   readonly kubeconfigPath: string
   readonly cacheDir: string
+  readonly certificateAuthority: string | undefined
 
   private readonly server: Http.Server
+  private readonly auth: Options["auth"]
+  private readonly kubeconfigs: Kubeconfigs
   private readonly board = new CounterBoard()
   private readonly timers = new Timers()
   private readonly watches = new Watches(this.board, this.timers)
@@ -57,9 +64,12 @@ export class Cluster {
   private transport: TransportMode
   private closing = false
 
-  private constructor(server: Http.Server, port: number, dir: string, options: Options) {
+  private constructor(server: Http.Server, port: number, dir: string, options: Options, tls: TlsMaterial | undefined) {
     this.server = server
-    this.url = `http://127.0.0.1:${port}`
+    this.url = `${tls ? "https" : "http"}://127.0.0.1:${port}`
+    this.auth = options.auth
+    this.certificateAuthority = tls?.ca.cert
+    this.kubeconfigs = new Kubeconfigs(dir, this.url, tls, options.auth?.users ?? [])
     this.dir = dir
     this.kubeconfigPath = Path.join(dir, "kubeconfig")
     this.cacheDir = Path.join(dir, "cache")
@@ -78,10 +88,22 @@ export class Cluster {
     server.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head))
   }
 
-  /** Listens on 127.0.0.1:0 and writes the kubeconfig. */
+  /** Listens on 127.0.0.1:0 (HTTP, or HTTPS with `tls`) and writes the kubeconfig. */
   static async start(options: Options): Promise<Cluster> {
+    const tls = await makeTls(options)
     const dir = await Fs.mkdtemp(Path.join(Os.tmpdir(), "kube-forward-testkit-"))
-    const server = Http.createServer({ keepAliveTimeout: 5000 })
+    const server = tls === undefined ?
+      Http.createServer({ keepAliveTimeout: 5000 }) :
+      Https.createServer({
+        keepAliveTimeout: 5000,
+        key: tls.server.key,
+        cert: tls.server.cert,
+        ca: [tls.ca.cert],
+        // kube-apiserver asks for a client certificate and verifies it in its x509 authenticator,
+        // so a missing or foreign one is a 401 there, not a failed handshake
+        requestCert: true,
+        rejectUnauthorized: false
+      })
     try {
       const port = await new Promise<number>((resolve, reject) => {
         server.once("error", reject)
@@ -90,9 +112,9 @@ export class Cluster {
           resolve((server.address() as { port: number }).port)
         })
       })
-      const cluster = new Cluster(server, port, dir, options)
+      const cluster = new Cluster(server, port, dir, options, tls)
       await Fs.mkdir(cluster.cacheDir, { recursive: true })
-      await Fs.writeFile(cluster.kubeconfigPath, kubeconfig(cluster.url), { mode: 0o600 })
+      await cluster.kubeconfigs.write({}, cluster.kubeconfigPath)
       return cluster
     } catch (error) {
       server.close()
@@ -121,6 +143,11 @@ export class Cluster {
 
   // -----------------------------------------------------------------------------------------------
   // controls (see FakeCluster)
+
+  /** Writes another kubeconfig and returns its path. */
+  writeKubeconfig(options: KubeconfigOptions): Promise<string> {
+    return this.kubeconfigs.write(options)
+  }
 
   /** Adds or replaces a pod. */
   addPod(spec: PodSpec): void {
@@ -209,6 +236,8 @@ export class Cluster {
     this.board.changed()
     req.resume()
     this.debug(`${req.method} ${req.url} (accept: ${req.headers.accept ?? ""})`)
+    const rejection = this.authCheck(req)
+    if (rejection !== undefined) return Rest.send(res, rejection.code, rejection.body)
     const answer = () => (this.closing ? res.destroy() : Rest.handle(this.rest, req, res))
     const delay = this.faults.restDelayMs
     if (delay > 0) this.timers.after(delay, answer)
@@ -228,6 +257,8 @@ export class Cluster {
     )
     this.board.value.upgradeRequests++
     this.board.changed()
+    const rejection = this.authCheck(req)
+    if (rejection !== undefined) return void socket.end(Upgrade.statusResponse(rejection.code, rejection.body))
     const decision = Upgrade.negotiate(
       { method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers },
       {
@@ -238,7 +269,7 @@ export class Cluster {
     )
     switch (decision._tag) {
       case "Reject":
-        return void socket.end(Upgrade.statusResponse(decision.code, decision.body))
+        return void socket.end(Upgrade.statusResponse(decision.code, decision.body, decision.headers))
       case "Drop":
         return void socket.destroy()
       case "Hold":
@@ -246,6 +277,26 @@ export class Cluster {
       case "Accept":
         return this.accept(decision, socket, head)
     }
+  }
+
+  /**
+   * Authentication and authorization (with `auth`), before any handler as in kube-apiserver's
+   * filter chain; counts the rejections.
+   */
+  private authCheck(req: Http.IncomingMessage): Auth.Rejection | undefined {
+    if (this.auth === undefined) return undefined
+    const rejection = Auth.check(this.auth, {
+      authorization: req.headers.authorization,
+      peer: peerOf(req),
+      attributes: Auth.attributes(req.method ?? "GET", new URL(req.url ?? "/", "http://fake"))
+    })
+    if (rejection !== undefined) {
+      if (rejection.code === 401) this.board.value.unauthorized++
+      else this.board.value.forbidden++
+      this.board.changed()
+      this.debug(`${req.method} ${req.url}: ${rejection.code}`)
+    }
+    return rejection
   }
 
   /** Writes the `101` (alone) and starts the session. */
@@ -281,5 +332,21 @@ export class Cluster {
       for (const p of container.ports) if (p.containerPort === port) backend ??= p.backend
     }
     return backend === undefined ? Promise.resolve(undefined) : this.backends.resolve(backend)
+  }
+}
+
+/** The TLS client certificate of a request, as the x509 authenticator sees it. */
+const peerOf = (req: Http.IncomingMessage): Auth.Peer => {
+  const socket = req.socket as Partial<Tls.TLSSocket>
+  if (typeof socket.getPeerCertificate !== "function") {
+    return { presented: false, verified: false, commonName: undefined }
+  }
+  const cert = socket.getPeerCertificate()
+  const presented = cert !== null && Object.keys(cert).length > 0
+  const cn = presented ? cert.subject?.CN : undefined
+  return {
+    presented,
+    verified: presented && socket.authorized === true,
+    commonName: Array.isArray(cn) ? cn[0] : cn
   }
 }

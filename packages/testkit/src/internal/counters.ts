@@ -21,7 +21,9 @@ export const zero = (): MutableCounters => ({
   bytesFromPod: 0,
   restRequests: 0,
   upgradeRequests: 0,
-  activeWatches: 0
+  activeWatches: 0,
+  unauthorized: 0,
+  forbidden: 0
 })
 
 /**

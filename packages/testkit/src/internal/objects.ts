@@ -31,6 +31,7 @@ const REASONS: Record<number, readonly [reason: string, message: string]> = {
 
 /** The HTTP reason phrases used in raw status lines. */
 export const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
   400: "Bad Request",
   401: "Unauthorized",
   403: "Forbidden",

@@ -23,6 +23,11 @@ export interface Transport {
   readonly pause: () => void
   /** Resumes inbound bytes. */
   readonly resume: () => void
+  /**
+   * Closes the connection politely: a TCP FIN, or a WebSocket close 1000 as the API server's
+   * tunnel sends (K `tunneling_connection.go` `Close`); destroyed if the peer lingers.
+   */
+  readonly end: () => void
   /** Closes the connection abruptly. */
   readonly destroy: () => void
   /** Whether the connection is gone. */
@@ -76,6 +81,10 @@ export const socketTransport = (socket: Stream.Duplex, events: TransportEvents):
     writeFrame: (header, payload) => closed ? true : writeParts(socket, header, payload),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
+    end: () => {
+      socket.end()
+      setTimeout(() => socket.destroy(), 2000).unref()
+    },
     destroy: () => socket.destroy(),
     closed: () => closed
   }
@@ -104,6 +113,8 @@ export class WsConnection {
    */
   private readonly decoder = new WebSocket.Decoder({ from: "client", inPlace: true })
   private fragments: Array<Buffer> = []
+  /** A fragmented message is under way (its last frame has not come). */
+  private inMessage = false
   private closeSent = false
   private closedFlag = false
   private reported = false
@@ -161,7 +172,7 @@ export class WsConnection {
         case Opcode.Text:
         case Opcode.Continuation: {
           if (this.mode === "stream") {
-            if (frame.payload.length > 0) this.events.onBinary(frame.payload)
+            if (!this.streamFrame(frame)) return
             break
           }
           if (frame.fin && this.fragments.length === 0) {
@@ -181,6 +192,28 @@ export class WsConnection {
           return
       }
     }
+  }
+
+  /**
+   * One data frame of the tunnel, checked as gorilla/websocket's reader (`conn.go`
+   * `advanceFrame`: a continuation needs a message under way, a new message needs none, else
+   * close 1002) and the API server's `TunnelingConnection.Read` (a text message is "invalid
+   * message type received": the tunnel is closed, 1000) check it. False when the connection
+   * is closing.
+   */
+  private streamFrame(frame: WebSocket.Frame): boolean {
+    const continuation = frame.opcode === Opcode.Continuation
+    if (continuation !== this.inMessage) {
+      this.close(CloseCode.ProtocolError)
+      return false
+    }
+    if (frame.opcode === Opcode.Text) {
+      this.close(CloseCode.Normal)
+      return false
+    }
+    this.inMessage = !frame.fin
+    if (frame.payload.length > 0) this.events.onBinary(frame.payload)
+    return true
   }
 
   /** Sends one binary message; `false` means the socket buffer is full (wait for drain). */
@@ -247,6 +280,7 @@ export const tunnelTransport = (
     writeFrame: (header, payload) => connection.sendParts(header, payload),
     pause: () => connection.pause(),
     resume: () => connection.resume(),
+    end: () => connection.close(CloseCode.Normal),
     destroy: () => connection.destroy(),
     closed: () => connection.closed
   }
