@@ -362,8 +362,9 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("owners that die or a
 describe("kubectl behind a wrapper", () => {
   it.live("forward, reconnect and close reach the real binary under the wrapper", () =>
     Effect.gen(function*() {
-      const t = yield* testCluster({ pods: [echoPod("wrapped")] }, kubectlWrapper, {
-        KUBE_FORWARD_REAL_KUBECTL: defaultKubectl
+      const t = yield* testCluster({ pods: [echoPod("wrapped")] }, "kubectl", {
+        binary: kubectlWrapper,
+        env: { KUBE_FORWARD_REAL_KUBECTL: defaultKubectl }
       })
       const scope = yield* Scope.make()
       const fwd = yield* PortForward.make({ target: "pod/wrapped", ports: [7000], reconnect }).pipe(
