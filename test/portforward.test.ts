@@ -11,6 +11,9 @@ import { K8s, PortAllocator, PortForward } from "@kube-forward/core"
 import { NativeForwarder } from "@kube-forward/native"
 import { Backend, type FakeCluster, Processes } from "@kube-forward/testkit"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import {
   type BackendName,
   backends,
@@ -202,6 +205,22 @@ const suite = (backend: BackendName) =>
           }).pipe(Effect.provide(bare), Effect.flip)
           assert.strictEqual(error._tag, "KubeconfigInvalid")
           assert.include(error.message, "no-such-context")
+        })))
+
+      it.effect("ClusterUnreachable when nothing answers at the API server's address", () =>
+        leakFree(Effect.gen(function*() {
+          const t = yield* Cluster
+          // the cluster's kubeconfig, but the server on port 1 of loopback, where nothing listens
+          const dir = yield* Effect.acquireRelease(
+            Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "kf-unreachable-"))),
+            (d) => Effect.sync(() => Fs.rmSync(d, { recursive: true, force: true }))
+          )
+          const kubeconfig = Path.join(dir, "kubeconfig")
+          const text = Fs.readFileSync(t.cluster.kubeconfigPath, "utf8")
+          Fs.writeFileSync(kubeconfig, text.replace(t.cluster.url, `http://127.0.0.1:${closedPort}`))
+          const error = yield* PortForward.make({ target: "pod/web", ports: [80], kubeconfig }).pipe(Effect.flip)
+          assert.strictEqual(error._tag, "ClusterUnreachable", error.message)
+          assert.include(error.message, `connection to 127.0.0.1:${closedPort} refused`)
         })))
 
       it.effect("binds 127.0.0.1 only by default; \"localhost\" binds 127.0.0.1 and ::1, both carrying bytes", () =>
