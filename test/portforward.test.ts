@@ -273,14 +273,17 @@ const suite = (backend: BackendName) =>
             Effect.flip
           )
           assert.isTrue(error._tag === "PortInUse" && error.port === port, `got ${error._tag}: ${error.message}`)
+          const after = yield* t.cluster.counters
           if (backend === "native") {
-            // native binds its listeners before it asks the cluster anything (kubectl binds after the upgrade)
-            const after = yield* t.cluster.counters
+            // native binds its listeners before it asks the cluster anything
             assert.deepStrictEqual(
               [after.restRequests, after.upgradeRequests],
               [before.restRequests, before.upgradeRequests],
               "nothing was asked of the cluster"
             )
+          } else {
+            // kubectl binds after it got the pod and the upgrade (README of @kube-forward/native)
+            assert.isAbove(after.upgradeRequests, before.upgradeRequests, "kubectl asked for the upgrade first")
           }
         })))
 
@@ -289,6 +292,11 @@ const suite = (backend: BackendName) =>
           const error = yield* PortForward.make({ target: "pod/nope", ports: [80] }).pipe(Effect.flip)
           assert.strictEqual(error._tag, "PodNotFound")
           assert.include(error.message, "pods \"nope\" not found")
+          // no namespace in the spec: native knows the context's, kubectl's carrier only its layer's (none here)
+          assert.strictEqual(
+            error._tag === "PodNotFound" && error.namespace,
+            backend === "native" ? "default" : undefined
+          )
           const svc = yield* PortForward.make({ target: "svc/nope", namespace: "staging", ports: [80] }).pipe(
             Effect.flip
           )
