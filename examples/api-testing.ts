@@ -11,17 +11,19 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/api-testing.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `REQUESTS` (default 200);
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/api-testing.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`); `REQUESTS` (default 200);
  * `CONCURRENCY` (default 10).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { PortForward } from "@kube-forward/core"
 import { Config, Data, Duration, Effect, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 const Items = Schema.Struct({ items: Schema.Array(Schema.Unknown) })
 

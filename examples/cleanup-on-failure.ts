@@ -10,16 +10,18 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/cleanup-on-failure.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/cleanup-on-failure.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { K8s, PortAllocator, PortForward } from "@kube-forward/core"
 import { Config, Data, Effect, Option, Ref } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 /** The (made-up) failure of our work. */
 class ReportFailed extends Data.TaggedError("ReportFailed")<{ readonly reason: string }> {}

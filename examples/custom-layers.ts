@@ -5,10 +5,11 @@
  *   20100–20101, two ports) instead of from the OS — for firewalls, CI machines or predictable
  *   port numbers. A port goes back to the pool when its forward closes; asking for more ports
  *   than the range holds fails with `PortsExhausted`.
- * - A `Kubectl` that wraps the default one: it logs every kubectl command line it starts and
- *   then delegates to the implementation of `Kubectl.layer()` (configured from the
- *   environment by `Kubectl.layerFromEnv`). The same shape can add flags, pick a binary per
- *   target, or count processes.
+ * - A `Forwarder` (the carrier: kubectl or native) that wraps the one from the environment: it
+ *   logs every attempt it is asked to start and where the attempt listens, then delegates. The
+ *   same shape can count attempts, add a span, or refuse some targets. On the kubectl carrier,
+ *   wrapping the `Kubectl` service the same way sees every kubectl command line (`demo.ts` does
+ *   that to note kubectl's pids).
  *
  * Needs: pod `web-app` (namespace `default`) with an HTTP server on port 80.
  *
@@ -16,28 +17,37 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/custom-layers.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `Kubectl.layerFromEnv`); `NAMESPACE` (default `default`); `PORT_RANGE_FROM` (default 20100).
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/custom-layers.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`); `PORT_RANGE_FROM`
+ * (default 20100).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { K8s, Kubectl, KubectlForwarder, PortAllocator } from "@kube-forward/core"
+import { Forwarder, K8s, PortAllocator } from "@kube-forward/core"
 import { Config, Effect, Layer } from "effect"
+import { ForwardLive } from "./backend.ts"
 
-/** A Kubectl that logs each command line, then delegates to the default implementation. */
-const LoggingKubectl: Layer.Layer<Kubectl.Kubectl, Config.ConfigError> = Layer.effect(
-  Kubectl.Kubectl,
+/** A carrier that logs each attempt, then delegates to the one configured from the environment. */
+const LoggingForwarder: Layer.Layer<Forwarder.Forwarder, Config.ConfigError> = Layer.effect(
+  Forwarder.Forwarder,
   Effect.gen(function*() {
-    const inner = yield* Kubectl.Kubectl // the default service, from Kubectl.layerFromEnv below
-    return Kubectl.Kubectl.of({
+    const inner = yield* Forwarder.Forwarder // the carrier of ForwardLive, below
+    return Forwarder.Forwarder.of({
       ...inner,
-      spawn: (args) =>
-        Effect.log(`$ ${inner.binary} ${args.join(" ")}`).pipe(
-          Effect.andThen(inner.spawn(args)),
-          Effect.tap((process) => Effect.log(`  started kubectl, pid ${process.pid}`))
-        )
+      start: (request) =>
+        Effect.log(`${inner.backend}: starting ${request.spec.resource} on local port ${request.locals.join(", ")}`)
+          .pipe(
+            Effect.andThen(inner.start(request)),
+            Effect.tap((attempt) =>
+              Effect.log(`  listening on ${attempt.ports.map((p) => `${p.address}:${p.local}`).join(", ")}`)
+            )
+          )
     })
   })
-).pipe(Layer.provide(Kubectl.layerFromEnv))
+).pipe(Layer.provide(ForwardLive))
 
 /** Dynamic ports from PORT_RANGE_FROM and the next port only. */
 const RangePorts = Layer.unwrap(
@@ -61,9 +71,6 @@ const program = Effect.gen(function*() {
   yield* first.close
   const again = yield* web.portForwardDynamic(80)
   yield* Effect.log(`after closing the first forward, its port ${again.localPort} was handed out again`)
-}).pipe(
-  Effect.scoped,
-  Effect.provide(Layer.mergeAll(KubectlForwarder.layer.pipe(Layer.provide(LoggingKubectl)), RangePorts))
-)
+}).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(LoggingForwarder, RangePorts)))
 
 NodeRuntime.runMain(program)

@@ -15,17 +15,19 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/database-maintenance.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 15432);
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/database-maintenance.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 15432);
  * `TABLES` (default `orders,customers,audit_log`).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { K8s, PortForward } from "@kube-forward/core"
+import { K8s } from "@kube-forward/core"
 import { Cause, Config, Data, Effect, Exit, Queue } from "effect"
 import * as Net from "node:net"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 class DbError extends Data.TaggedError("DbError")<{ readonly message: string }> {}
 

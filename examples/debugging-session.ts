@@ -18,16 +18,18 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/debugging-session.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `LOCAL_PORT` (the web app's local
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/debugging-session.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`); `LOCAL_PORT` (the web app's local
  * port, default 18081).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { K8s, PortForward } from "@kube-forward/core"
 import { Cause, Config, Effect, Exit, Runtime, Scope } from "effect"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 /** Logs it when a forward of the session is lost (the pod restarted, the network dropped). */
 const reportLoss = (fwd: PortForward.PortForward) =>

@@ -3,19 +3,25 @@
  *
  * Starts the testkit's built-in fake Kubernetes API server in this process, with one pod
  * `web-app` serving HTTP on port 80; opens a port forward to it through the REAL kubectl on
- * your PATH; makes a few requests through it; shows the forward's status; closes it and
- * verifies the cleanup (the local port can be bound again, kubectl is gone).
+ * your PATH (or, with `KUBE_FORWARD_BACKEND=native`, in-process without kubectl); makes a few
+ * requests through it; shows the forward's status; closes it and verifies the cleanup (the
+ * local port can be bound again, kubectl is gone — or was never there).
  *
  * Run it (kubectl on PATH, after `npm install`):
  *
  *     npm run demo
  *
+ * or on the native carrier, without kubectl:
+ *
+ *     KUBE_FORWARD_BACKEND=native npm run demo
+ *
  * Against a real cluster, the same forward is `PortForward.make({ target: "pod/web-app",
- * ports: [80] })` with `Kubectl.layerFromEnv` instead of the fake cluster's kubeconfig — see
- * the other files in this directory.
+ * ports: [80] })` with `PortForward.layerFromEnv` (or `NativeForwarder.layerFromEnv`) instead of
+ * the fake cluster's kubeconfig — see the other files in this directory.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Kubectl, PortAllocator, PortForward } from "@kube-forward/core"
+import { NativeForwarder } from "@kube-forward/native"
 import { Backend, FakeCluster, Processes } from "@kube-forward/testkit"
 import { Config, Data, Duration, Effect, Fiber, Layer, Runtime, Schema, Stream } from "effect"
 import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
@@ -46,7 +52,15 @@ const Items = Schema.Struct({ items: Schema.Array(Schema.Struct({ name: Schema.S
 
 const demo = Effect.gen(function*() {
   const started = Date.now()
-  yield* line("kube-forward demo: a port forward through real kubectl, against a built-in fake cluster\n")
+  const backend = yield* Config.Literals(["kubectl", "native"], "KUBE_FORWARD_BACKEND").pipe(
+    Config.withDefault("kubectl" as const)
+  )
+  const native = backend === "native"
+  yield* line(
+    `kube-forward demo: a port forward ${
+      native ? "carried in-process (native, no kubectl)" : "through real kubectl"
+    }, against a built-in fake cluster\n`
+  )
 
   yield* write("▸ starting fake cluster… ")
   const cluster = yield* FakeCluster.make({
@@ -60,27 +74,33 @@ const demo = Effect.gen(function*() {
   })
   yield* line(`up at ${cluster.url} (pod web-app, HTTP on port 80)`)
 
-  // the real kubectl (from PATH, or KUBE_FORWARD_KUBECTL), pointed at the fake cluster
+  // the real kubectl (from PATH, or KUBE_FORWARD_KUBECTL), or the native carrier, pointed at the fake cluster
   const binary = yield* Config.String("KUBE_FORWARD_KUBECTL").pipe(Config.withDefault("kubectl"))
   const pids: Array<number> = []
-  const services = Layer.mergeAll(
-    PortForward.layerWith(
+  const carrier = native
+    ? NativeForwarder.layer({ kubeconfig: cluster.kubeconfigPath })
+    : PortForward.layerWith(
       recordingPids(pids).pipe(
         Layer.provide(
           Kubectl.layer({ binary, kubeconfig: cluster.kubeconfigPath, env: { KUBECACHEDIR: cluster.cacheDir } })
         )
       )
-    ),
-    FetchHttpClient.layer
-  )
+    )
+  const services = Layer.mergeAll(carrier, FetchHttpClient.layer)
 
   yield* Effect.gen(function*() {
-    yield* line(`▸ starting \`${binary} port-forward pod/web-app :80\``)
-    yield* write("▸ waiting for kubectl to report the forward… ")
+    yield* line(
+      native
+        ? "▸ starting the native forward to pod/web-app :80"
+        : `▸ starting \`${binary} port-forward pod/web-app :80\``
+    )
+    yield* write(native ? "▸ waiting for the forward… " : "▸ waiting for kubectl to report the forward… ")
     const [took, fwd] = yield* PortForward.make({ target: "pod/web-app", ports: [80] }).pipe(Effect.timed)
     const pid = pids[pids.length - 1]
     yield* line(
-      `ready in ${ms(took)}: 127.0.0.1:${fwd.localPort} → ${fwd.target}:${fwd.remotePort} (kubectl pid ${pid})`
+      `ready in ${ms(took)}: 127.0.0.1:${fwd.localPort} → ${fwd.target}:${fwd.remotePort} (${
+        native ? "no process" : `kubectl pid ${pid}`
+      })`
     )
 
     const transitions = yield* fwd.status.pipe(
@@ -108,9 +128,14 @@ const demo = Effect.gen(function*() {
     yield* write("▸ verifying cleanup… ")
     const open = yield* fwd.isOpen
     const bindable = yield* PortAllocator.isFree(fwd.localPort, "127.0.0.1")
-    const gone = Processes.group(pid).length === 0
+    // native: no kubectl was ever started for this cluster; kubectl: its whole process group is gone
+    const gone = native
+      ? pids.length === 0 && Processes.portForwards(cluster.kubeconfigPath).length === 0
+      : Processes.group(pid).length === 0
     yield* line(
-      `isOpen=${open} · port ${fwd.localPort} bindable ${bindable ? "✓" : "✗"} · kubectl gone ${gone ? "✓" : "✗"}`
+      `isOpen=${open} · port ${fwd.localPort} bindable ${bindable ? "✓" : "✗"} · ${
+        native ? "no kubectl" : "kubectl gone"
+      } ${gone ? "✓" : "✗"}`
     )
     if (open || !bindable || !gone) return yield* Effect.die("the forward was not cleaned up")
   }).pipe(

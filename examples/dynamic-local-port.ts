@@ -13,16 +13,18 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/dynamic-local-port.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/dynamic-local-port.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { K8s, PortForward } from "@kube-forward/core"
 import { Config, Effect } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 const program = Effect.gen(function*() {
   const namespace = yield* Config.String("NAMESPACE").pipe(Config.withDefault("default"))

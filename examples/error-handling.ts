@@ -17,15 +17,17 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/error-handling.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 18090).
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/error-handling.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`); `LOCAL_PORT` (default 18090).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { K8s, PortForward } from "@kube-forward/core"
 import { Config, Effect } from "effect"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 const program = Effect.gen(function*() {
   const namespace = yield* Config.String("NAMESPACE").pipe(Config.withDefault("default"))

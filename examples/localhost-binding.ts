@@ -12,18 +12,20 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/localhost-binding.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/localhost-binding.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { ForwardSpec, K8s, PortForward } from "@kube-forward/core"
+import { ForwardSpec, K8s } from "@kube-forward/core"
 import { Config, Effect } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
 import * as Net from "node:net"
 import * as Os from "node:os"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 /** Tries a TCP connection: `"connected"`, or the error code (e.g. `ECONNREFUSED`). */
 const tryConnect = (host: string, port: number): Effect.Effect<string> =>

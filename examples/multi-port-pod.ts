@@ -12,16 +12,18 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/multi-port-pod.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/multi-port-pod.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { PortForward } from "@kube-forward/core"
 import { Config, Effect, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 /** What `GET /whoami` answers. */
 const Whoami = Schema.Struct({ name: Schema.String })

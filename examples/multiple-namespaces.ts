@@ -11,16 +11,18 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/multiple-namespaces.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `Kubectl.layerFromEnv`); `NAMESPACES` (default `default,staging`).
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/multiple-namespaces.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACES` (default `default,staging`).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { K8s, PortForward } from "@kube-forward/core"
+import { K8s } from "@kube-forward/core"
 import { Config, Effect, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpIncomingMessage } from "effect/http"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 /** What `GET /whoami` answers. */
 const Whoami = Schema.Struct({ name: Schema.String })

@@ -18,8 +18,12 @@
  *
  *     KUBECONFIG=~/.kube/config node --conditions=source examples/observability.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`).
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config node --conditions=source examples/observability.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`).
  */
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { PortForward } from "@kube-forward/core"
@@ -27,6 +31,7 @@ import { Config, Effect, Layer } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import * as Http from "node:http"
+import { ForwardLive } from "./backend.ts"
 
 /** `/metrics` in Prometheus' text format, on a port of loopback the OS chooses. */
 const MetricsEndpoint = HttpRouter.serve(PrometheusMetrics.layerHttp(), { disableLogger: true, disableListenLog: true })
@@ -51,6 +56,6 @@ const program = Effect.gen(function*() {
   for (const line of scraped.split("\n")) {
     if (line.startsWith("kube_forward_") && !line.includes("_bucket{")) yield* Effect.log(`  ${line}`)
   }
-}).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(PortForward.layerFromEnv, MetricsEndpoint)))
+}).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(ForwardLive, MetricsEndpoint)))
 
 NodeRuntime.runMain(program)

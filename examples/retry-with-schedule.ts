@@ -27,16 +27,18 @@
  *     kubectl rollout restart deployment/my-app && \
  *       RETRY_POD=my-app-... KUBECONFIG=~/.kube/config node --conditions=source examples/retry-with-schedule.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `RETRY_POD` (default `warming-up`).
+ * Or on the native carrier (`examples/backend.ts`), right after the restart:
+ *
+ *     KUBE_FORWARD_BACKEND=native RETRY_POD=my-app-... KUBECONFIG=~/.kube/config node --conditions=source examples/retry-with-schedule.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`); `RETRY_POD` (default `warming-up`).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { PortForward, Retry } from "@kube-forward/core"
 import { Config, Duration, Effect, Ref, Schedule } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 const ms = (d: Duration.Duration) => `${Math.round(Duration.toMillis(d))} ms`
 

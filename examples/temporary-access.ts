@@ -11,17 +11,19 @@
  *
  *     KUBECONFIG=~/.kube/config ACCESS_LIMIT="10 seconds" node --conditions=source examples/temporary-access.ts
  *
- * Environment: `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL` (read by
- * `PortForward.layerFromEnv`); `NAMESPACE` (default `default`); `ACCESS_LIMIT` (default `2 seconds`).
+ * Or without kubectl, on the native carrier (`examples/backend.ts`):
+ *
+ *     KUBE_FORWARD_BACKEND=native KUBECONFIG=~/.kube/config ACCESS_LIMIT="10 seconds" node --conditions=source examples/temporary-access.ts
+ *
+ * Environment: `KUBE_FORWARD_BACKEND`, `KUBECONFIG`, `KUBE_FORWARD_CONTEXT`, `KUBE_FORWARD_KUBECTL`
+ * (read by `ForwardLive`, see `backend.ts`); `NAMESPACE` (default `default`); `ACCESS_LIMIT` (default `2 seconds`).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { K8s, PortForward } from "@kube-forward/core"
+import { K8s } from "@kube-forward/core"
 import { Config, Duration, Effect, Option, Ref, Schedule } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
 import * as Net from "node:net"
-
-/** kubectl configured from the environment, and dynamic ports chosen by the OS. */
-const ForwardLive = PortForward.layerFromEnv
+import { ForwardLive } from "./backend.ts"
 
 /** Tries a TCP connection: `"connected"`, or the error code (e.g. `ECONNREFUSED`). */
 const tryConnect = (port: number): Effect.Effect<string> =>

@@ -32,7 +32,8 @@ describe("documentation", () => {
   for (const pkg of ["core", "protocol", "testkit", "native", "cli"]) {
     it(`every export of @kube-forward/${pkg} has JSDoc`, () => {
       const files = sources(pkg)
-      assert.isAbove(files.length, 3)
+      // the listing found the package's modules (native has two public ones: index and NativeForwarder)
+      assert.isAtLeast(files.length, 2)
       assert.deepStrictEqual(files.flatMap(undocumented), [])
     })
   }

@@ -1,35 +1,39 @@
 /**
- * Every example program runs and does what it says.
+ * Every example program runs and does what it says, on both carriers.
  *
  * One fake cluster is started from `examples/fixture.ts`; every program in `examples/` (found
  * with readdir, so a new example cannot be forgotten) runs as a child process —
  * `node --conditions=source examples/<file>` — with the cluster in its environment, a few at a
- * time. Each must exit 0, print the lines listed for it below, and leave no kubectl
- * port-forward process behind. Each example gets its own copy of the kubeconfig, so the
- * leftover check can tell its kubectl processes from the others'. The check runs inside the
- * example as it exits (`fixtures/exit-check.ts`, preloaded): after its finalizers and before any
- * exit hook or the watchdog could end a kubectl for it, so it sees the example's own cleanup.
- * Some examples are driven from here, by what they print: the debugging session gets SIGINT
- * once it is ready, and the retry example's pod is made Running once it has failed an attempt.
+ * time, once per carrier (`KUBE_FORWARD_BACKEND=kubectl`, then `native`: `examples/backend.ts`).
+ * Each must exit 0, print the lines listed for it below, and leave nothing behind: no kubectl
+ * port-forward process, no port it still listens on itself, and on native no process started
+ * at all. Each run gets its own copy of the kubeconfig, so the leftover check can tell its
+ * kubectl processes from the others'. The check runs inside the example as it exits
+ * (`fixtures/exit-check.ts`, preloaded): after its finalizers and before any exit hook or the
+ * watchdog could end a kubectl for it, or the exit could free a port, so it sees the example's
+ * own cleanup. Some examples are driven from here, by what they print: the debugging session
+ * gets SIGINT once it is ready, and the retry example's pod is made Running once it has failed
+ * an attempt.
  *
- * Not run here: `fixture.ts` (data) and `*.test.ts` (vitest runs those, project "examples").
+ * Not run here: `fixture.ts` (data), `backend.ts` (the carrier switch the programs import) and
+ * `*.test.ts` (vitest runs those, project "examples").
  */
-import { assert, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import { Child, FakeCluster, Processes } from "@kube-forward/testkit"
 import { Context, Duration, Effect, Layer, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { options } from "../examples/fixture.ts"
-import { defaultKubectl } from "./support/index.ts"
+import { type BackendName, backends, defaultKubectl } from "./support/index.ts"
 
 const root = Path.resolve(import.meta.dirname, "..")
 const examplesDir = Path.join(root, "examples")
 const exitCheck = Path.join(import.meta.dirname, "fixtures", "exit-check.ts")
 
-/** Every example program: the `.ts` files of `examples/` except the fixture and vitest files. */
+/** Every example program: the `.ts` files of `examples/` except the fixture, the carrier switch and vitest files. */
 const discovered = Fs.readdirSync(examplesDir)
-  .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && f !== "fixture.ts")
+  .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && f !== "fixture.ts" && f !== "backend.ts")
   .sort()
 
 /** This host's first non-loopback IPv4 address: the one localhost-binding.ts tries to reach its forward on. */
@@ -37,7 +41,7 @@ const nonLoopbackIPv4 = Object.values(Os.networkInterfaces())
   .flatMap((addresses) => addresses ?? [])
   .find((a) => a.family === "IPv4" && !a.internal)?.address
 
-/** How many example programs run at once (each is a node process plus kubectl processes). */
+/** How many example programs run at once (each is a node process, plus kubectl processes on kubectl). */
 const PARALLEL = 4
 /** How long one example may take. */
 const EXAMPLE_TIMEOUT = Duration.seconds(45)
@@ -66,7 +70,8 @@ interface Expectation {
   readonly standalone?: boolean
 }
 
-const expectations: Record<string, Expectation> = {
+/** What each example must print on `backend`. */
+const expectations = (backend: BackendName): Record<string, Expectation> => ({
   "api-testing.ts": {
     output: [
       /PASS GET \/health -> 200/,
@@ -100,7 +105,8 @@ const expectations: Record<string, Expectation> = {
   },
   "custom-layers.ts": {
     output: [
-      /\$ kubectl port-forward .*-- pod\/web-app 20100:80/,
+      new RegExp(`${backend}: starting pod/web-app on local port 20100`),
+      /listening on 127\.0\.0\.1:20100/,
       /dynamic ports from the range: 20100, 20101/,
       /a third forward: PortsExhausted/,
       /its port 20100 was handed out again/
@@ -129,12 +135,16 @@ const expectations: Record<string, Expectation> = {
     standalone: true,
     output: [
       /starting fake cluster… up at http:\/\/127\.0\.0\.1:\d+/,
-      /waiting for kubectl to report the forward… ready in \d+ ms/,
+      backend === "kubectl"
+        ? /waiting for kubectl to report the forward… ready in \d+ ms.*\(kubectl pid \d+\)/
+        : /waiting for the forward… ready in \d+ ms.*\(no process\)/,
       /GET \/health {2}→ 200 \{"status":"ok"\}/,
       /GET \/items {3}→ 200 3 items/,
       /status: localPort=\d+ remotePort=80 isOpen=true/,
       /status stream: Ready → Closed/,
-      /verifying cleanup… isOpen=false · port \d+ bindable ✓ · kubectl gone ✓/,
+      backend === "kubectl"
+        ? /verifying cleanup… isOpen=false · port \d+ bindable ✓ · kubectl gone ✓/
+        : /verifying cleanup… isOpen=false · port \d+ bindable ✓ · no kubectl ✓/,
       /✔ done in/
     ]
   },
@@ -187,9 +197,9 @@ const expectations: Record<string, Expectation> = {
   "observability.ts": {
     output: [
       /as expected: PodNotFound/,
-      /kube_forward_time_to_ready_seconds_count\{backend="kubectl"\} 1$/m,
-      /kube_forward_open\{backend="kubectl"\} 0$/m,
-      /kube_forward_failures_total\{backend="kubectl",error="PodNotFound"\} 1$/m
+      new RegExp(`kube_forward_time_to_ready_seconds_count\\{backend="${backend}"\\} 1$`, "m"),
+      new RegExp(`kube_forward_open\\{backend="${backend}"\\} 0$`, "m"),
+      new RegExp(`kube_forward_failures_total\\{backend="${backend}",error="PodNotFound"\\} 1$`, "m")
     ]
   },
   "retry-with-schedule.ts": {
@@ -215,7 +225,7 @@ const expectations: Record<string, Expectation> = {
       /refused \(ECONNREFUSED\)/
     ]
   }
-}
+})
 
 interface Finished {
   readonly code: number | null
@@ -261,75 +271,118 @@ const runExample = (
     })
   )
 
-const Env = Layer.effect(
-  Examples,
-  Effect.gen(function*() {
-    const cluster = yield* FakeCluster.make(options)
-    const workDir = yield* Effect.acquireRelease(
-      Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "kube-forward-examples-"))),
-      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-    )
-    return { cluster, workDir, slots: yield* Semaphore.make(PARALLEL) }
-  })
-)
+/** A fake cluster of its own (the examples change it: a pod made Running) and a work directory. */
+const makeEnv = () =>
+  Layer.effect(
+    Examples,
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make(options)
+      const workDir = yield* Effect.acquireRelease(
+        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "kube-forward-examples-"))),
+        (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      return { cluster, workDir, slots: yield* Semaphore.make(PARALLEL) }
+    })
+  )
 
-layer(Env, { concurrent: true, excludeTestServices: true, timeout: "30 seconds" })("examples", (it) => {
-  it.effect("every example program has an expectation here", () =>
-    Effect.sync(() => {
-      assert.isAbove(discovered.length, 0)
-      const missing = discovered.filter((f) => !(f in expectations))
+/** What an example left when it exited (`fixtures/exit-check.ts`). */
+interface AtExit {
+  readonly kubectl: ReadonlyArray<string>
+  readonly listening: ReadonlyArray<string>
+  readonly processesStarted: number
+}
+
+describe("examples", () => {
+  it("every example program has an expectation here, on every carrier", () => {
+    assert.isAbove(discovered.length, 0)
+    for (const backend of backends) {
+      const expected = expectations(backend)
+      const missing = discovered.filter((f) => !(f in expected))
       assert.deepStrictEqual(missing, [], "add an entry to `expectations` for each new example")
-      const stale = Object.keys(expectations).filter((f) => !discovered.includes(f))
+      const stale = Object.keys(expected).filter((f) => !discovered.includes(f))
       assert.deepStrictEqual(stale, [], "expectations for examples that do not exist")
-    }))
+    }
+  })
 
   // without a non-loopback address the example cannot show that its forward is unreachable
   // from outside: a skipped check here (a failure in CI), never a silent pass
   if (nonLoopbackIPv4 === undefined) {
     const name = "examples/localhost-binding.ts: unreachable from a non-loopback address (this host has none)"
-    if (process.env.CI === "true") it.effect(name, () => Effect.sync(() => assert.fail("no non-loopback IPv4 address")))
-    else it.effect.skip(name, () => Effect.void)
-  }
-
-  for (const file of discovered) {
-    const expectation = expectations[file]
-    if (expectation === undefined) continue
-    it.effect(`examples/${file}`, () =>
-      Effect.gen(function*() {
-        const { cluster, slots, workDir } = yield* Examples
-        const name = Path.basename(file, ".ts")
-
-        // the marker that appears in the command line of every kubectl this example starts
-        let marker: string
-        let env: Child.Options["env"]
-        if (expectation.standalone === true) {
-          // it starts its own cluster, whose kubeconfig is created under TMPDIR
-          marker = Path.join(workDir, `${name}.tmp`)
-          Fs.mkdirSync(marker)
-          env = { KUBECONFIG: undefined, KUBECACHEDIR: undefined, TMPDIR: marker, KUBE_FORWARD_KUBECTL: defaultKubectl }
-        } else {
-          marker = Path.join(workDir, `${name}.kubeconfig`)
-          Fs.copyFileSync(cluster.kubeconfigPath, marker)
-          env = { ...cluster.env, KUBECONFIG: marker, KUBE_FORWARD_KUBECTL: defaultKubectl }
-        }
-        const atExit = Path.join(workDir, `${name}.at-exit.json`)
-
-        const result = yield* slots.withPermits(1)(
-          runExample(file, { ...env, KF_EXIT_CHECK_MARKER: marker, KF_EXIT_CHECK_FILE: atExit }, expectation, cluster)
-        )
-        const text = result.output.join("\n")
-        const context = `${file} (exit ${result.code ?? result.signal}, ${Duration.format(result.took)}):\n${text}`
-
-        assert.strictEqual(result.code, 0, `exit code of ${context}`)
-        for (const line of expectation.output) assert.match(text, line, `expected ${line} in the output of ${context}`)
-        for (const reaction of expectation.on ?? []) assert.match(text, reaction.line, context)
-        assert.isTrue(Fs.existsSync(atExit), `the exit-time leftover check of ${file} did not run`)
-        assert.deepStrictEqual(
-          JSON.parse(Fs.readFileSync(atExit, "utf8")),
-          [],
-          `kubectl port-forward still running when ${file} exited (its own cleanup, before any exit hook or watchdog)`
-        )
-        assert.deepStrictEqual(Processes.portForwards(marker), [], `kubectl port-forward left behind by ${file}`)
-      }), { timeout: 120_000 })
+    if (process.env.CI === "true") it(name, () => assert.fail("no non-loopback IPv4 address"))
+    else it.skip(name, () => undefined)
   }
 })
+
+/** Runs every example on `backend`, a few at a time (the carriers one after the other: some examples use fixed ports). */
+const suite = (backend: BackendName) =>
+  layer(makeEnv(), { concurrent: true, excludeTestServices: true, timeout: "30 seconds" })(
+    `examples on ${backend}`,
+    (it) => {
+      const expected = expectations(backend)
+      for (const file of discovered) {
+        const expectation = expected[file]
+        if (expectation === undefined) continue
+        it.effect(`examples/${file}`, () =>
+          Effect.gen(function*() {
+            const { cluster, slots, workDir } = yield* Examples
+            const name = Path.basename(file, ".ts")
+
+            // the marker that appears in the command line of every kubectl this example starts
+            let marker: string
+            let env: Child.Options["env"]
+            if (expectation.standalone === true) {
+              // it starts its own cluster, whose kubeconfig is created under TMPDIR
+              marker = Path.join(workDir, `${name}.tmp`)
+              Fs.mkdirSync(marker)
+              env = { KUBECONFIG: undefined, KUBECACHEDIR: undefined, TMPDIR: marker }
+            } else {
+              marker = Path.join(workDir, `${name}.kubeconfig`)
+              Fs.copyFileSync(cluster.kubeconfigPath, marker)
+              env = { ...cluster.env, KUBECONFIG: marker }
+            }
+            const atExit = Path.join(workDir, `${name}.at-exit.json`)
+
+            const result = yield* slots.withPermits(1)(
+              runExample(
+                file,
+                {
+                  ...env,
+                  KUBE_FORWARD_BACKEND: backend,
+                  KUBE_FORWARD_KUBECTL: defaultKubectl,
+                  KF_EXIT_CHECK_MARKER: marker,
+                  KF_EXIT_CHECK_FILE: atExit
+                },
+                expectation,
+                cluster
+              )
+            )
+            const text = result.output.join("\n")
+            const context = `${file} on ${backend} (exit ${result.code ?? result.signal}, ${
+              Duration.format(result.took)
+            }):\n${text}`
+
+            assert.strictEqual(result.code, 0, `exit code of ${context}`)
+            for (const line of expectation.output) {
+              assert.match(text, line, `expected ${line} in the output of ${context}`)
+            }
+            for (const reaction of expectation.on ?? []) assert.match(text, reaction.line, context)
+            assert.isTrue(Fs.existsSync(atExit), `the exit-time leftover check of ${file} did not run`)
+            const left = JSON.parse(Fs.readFileSync(atExit, "utf8")) as AtExit
+            assert.deepStrictEqual(
+              { kubectl: left.kubectl, listening: left.listening },
+              { kubectl: [], listening: [] },
+              `kubectl port-forward still running, or a port still listened on, when ${file} exited on ${backend} ` +
+                "(its own cleanup, before any exit hook, watchdog or the exit itself)"
+            )
+            if (backend === "native") {
+              assert.strictEqual(left.processesStarted, 0, `${file} started a process on the native carrier`)
+            } else {
+              assert.isAbove(left.processesStarted, 0, `${file} started no kubectl: not on the kubectl carrier?`)
+            }
+            assert.deepStrictEqual(Processes.portForwards(marker), [], `kubectl port-forward left behind by ${file}`)
+          }), { timeout: 120_000 })
+      }
+    }
+  )
+
+for (const backend of backends) suite(backend)

@@ -70,7 +70,11 @@ describe("the library on each kubectl", { concurrent: true }, () => {
     }
     const label = `kubectl ${binary.version} (${binary.gitVersion}, ${binary.source})`
 
-    layer(clusterLayer(options, binary.path), { concurrent: true, excludeTestServices: true, timeout: 60_000 })(
+    layer(clusterLayer(options, "kubectl", { binary: binary.path }), {
+      concurrent: true,
+      excludeTestServices: true,
+      timeout: 60_000
+    })(
       label,
       (it) => {
         it.effect("ready on a fixed local port; bytes reach the pod", () =>

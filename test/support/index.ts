@@ -1,13 +1,17 @@
 /**
- * Shared support for the end-to-end suites: a fake cluster with a Kubectl layer pointed at it
- * (and observed: spawns counted, listeners noted), leak checks (live kubectl processes AND
- * bindable ports), the kernel's view of listening sockets, a kubectl wrapper fixture, and small
- * TCP/HTTP clients.
+ * Shared support for the end-to-end suites, for both carriers (`kubectl` and `native`): a fake
+ * cluster with the forward's services pointed at it and observed (every attempt of the
+ * `Forwarder` and the listeners it reported, kubectl's own `Forwarding from` lines, every child
+ * process started), leak checks (live kubectl processes, bindable ports, and for native: no
+ * process started at all), the kernel's view of listening sockets, a kubectl wrapper fixture,
+ * and small TCP/HTTP clients.
  */
 import { assert } from "@effect/vitest"
-import { type Forwarder, Kubectl, type PortAllocator, PortForward } from "@kube-forward/core"
+import { Forwarder, Kubectl, KubectlForwarder, PortAllocator } from "@kube-forward/core"
+import { NativeForwarder } from "@kube-forward/native"
 import { FakeCluster, Processes } from "@kube-forward/testkit"
 import { Context, Effect, Layer, type Scope, Stream } from "effect"
+import * as DiagnosticsChannel from "node:diagnostics_channel"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
@@ -21,7 +25,26 @@ export const defaultKubectl = process.env.KUBE_FORWARD_TEST_KUBECTL ?? "kubectl"
  */
 export const kubectlWrapper = Path.join(import.meta.dirname, "..", "fixtures", "kubectl-wrapper.sh")
 
-/** A local address and port that a kubectl of the suite reported listening on. */
+/** The carriers a forward can run on. */
+export type BackendName = "kubectl" | "native"
+
+/** Every carrier, in the order the parametrised suites run them. */
+export const backends: ReadonlyArray<BackendName> = ["kubectl", "native"]
+
+let processesStarted = 0
+// Node publishes every child process it creates (execa's, Child's, anyone's) on this channel
+DiagnosticsChannel.subscribe("child_process", () => {
+  processesStarted++
+})
+
+/**
+ * How many child processes this test process has started so far, whoever started them (Node's
+ * `child_process` diagnostics channel; synchronous `execFileSync` calls, such as `ps`, do not
+ * count). A delta of 0 over a test proves nothing was spawned.
+ */
+export const childProcessesStarted = (): number => processesStarted
+
+/** A local address and port that a forward of the suite listened on. */
 export interface Listener {
   readonly address: string
   readonly port: number
@@ -29,73 +52,117 @@ export interface Listener {
 
 /** A fake cluster plus the services a forward needs, pointed at it. */
 export interface TestCluster {
+  /** The carrier the forwards run on. */
+  readonly backend: BackendName
   readonly cluster: FakeCluster.FakeCluster
-  readonly layer: Layer.Layer<Forwarder.Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator>
-  /** Live (non-zombie) kubectl port-forward processes that talk to this cluster. */
+  readonly layer: Layer.Layer<Forwarder.Forwarder | PortAllocator.PortAllocator>
+  /** `layer`'s observation applied to another carrier layer (a forward's own kubeconfig, say). */
+  readonly observe: <E, R>(
+    carrier: Layer.Layer<Forwarder.Forwarder | PortAllocator.PortAllocator, E, R>
+  ) => Layer.Layer<Forwarder.Forwarder | PortAllocator.PortAllocator, E, R>
+  /** Live (non-zombie) kubectl port-forward processes that talk to this cluster (native: none, ever). */
   readonly leftovers: () => Array<Processes.ProcessInfo>
-  /** How many kubectl processes the layer has started so far. */
-  readonly spawns: () => number
-  /** Every listener kubectl reported (`Forwarding from ADDRESS:PORT`), in order, so far. */
+  /** How many attempts the `Forwarder` was asked to start so far. */
+  readonly attempts: () => number
+  /**
+   * Every local listener a forward of this cluster had, so far: the ports of every attempt the
+   * `Forwarder` started (fixed ones noted before the attempt, so a failed attempt counts too)
+   * on every address of its spec, and for kubectl every `Forwarding from ADDRESS:PORT` it printed.
+   */
   readonly listeners: () => ReadonlyArray<Listener>
 }
 
 const FORWARDING = /^Forwarding from (?:\[([^\]]+)\]|([^\s:]+)):(\d+) -> /
 
-/**
- * The real Kubectl service, observed: each spawn is counted and each `Forwarding from` line
- * kubectl prints is noted, on its way to the single consumer of the output.
- */
-const observed = (
-  real: Layer.Layer<Kubectl.Kubectl>
-): {
-  readonly layer: Layer.Layer<Kubectl.Kubectl>
-  readonly spawns: () => number
-  readonly listeners: Array<Listener>
-} => {
-  let spawns = 0
-  const listeners: Array<Listener> = []
+/** The concrete hosts a listener on `address` binds (`localhost`: 127.0.0.1 and ::1, as kubectl). */
+const hostsOf = (address: string): ReadonlyArray<string> => address === "localhost" ? ["127.0.0.1", "::1"] : [address]
+
+/** The real Kubectl service, observed: each `Forwarding from` line kubectl prints is noted. */
+const observedKubectl = (real: Layer.Layer<Kubectl.Kubectl>, listeners: Array<Listener>) => {
   const note = (line: Kubectl.OutputLine) =>
     Effect.sync(() => {
       const m = FORWARDING.exec(line.text)
       if (line.stream === "stdout" && m !== null) listeners.push({ address: m[1] ?? m[2], port: Number(m[3]) })
     })
-  const layer = Layer.effect(
+  return Layer.effect(
     Kubectl.Kubectl,
     Effect.gen(function*() {
       const kubectl = yield* Kubectl.Kubectl
       return Kubectl.Kubectl.of({
         ...kubectl,
         spawn: (args) =>
-          Effect.suspend(() => {
-            spawns++
-            return kubectl.spawn(args)
-          }).pipe(Effect.map((proc) => ({ ...proc, output: proc.output.pipe(Stream.tap(note)) })))
+          kubectl.spawn(args).pipe(Effect.map((proc) => ({ ...proc, output: proc.output.pipe(Stream.tap(note)) })))
       })
     })
   ).pipe(Layer.provide(real))
-  return { layer, spawns: () => spawns, listeners }
+}
+
+/** The carrier in context, observed: attempts counted, their ports × the spec's addresses noted. */
+const observedForwarder = (seen: { attempts: number; readonly listeners: Array<Listener> }) =>
+  Layer.effect(
+    Forwarder.Forwarder,
+    Effect.gen(function*() {
+      const inner = yield* Forwarder.Forwarder
+      const note = (ports: ReadonlyArray<number>, addresses: ReadonlyArray<string>) =>
+        Effect.sync(() => {
+          for (const port of ports) {
+            for (const address of addresses) {
+              for (const host of hostsOf(address)) seen.listeners.push({ address: host, port })
+            }
+          }
+        })
+      return Forwarder.Forwarder.of({
+        ...inner,
+        start: (request) =>
+          Effect.suspend(() => {
+            seen.attempts++
+            return note(request.locals.filter((p) => p !== 0), request.spec.addresses)
+          }).pipe(
+            Effect.andThen(inner.start(request)),
+            Effect.tap((attempt) => note(attempt.ports.map((p) => p.local), request.spec.addresses))
+          )
+      })
+    })
+  )
+
+/** How the kubectl carrier is run: another binary, more environment for it. */
+export interface KubectlOptions {
+  readonly binary?: string | undefined
+  readonly env?: Record<string, string> | undefined
 }
 
 /**
- * Starts a fake cluster in the current scope; `binary` is the kubectl to run, `env` more
- * environment for it.
+ * Starts a fake cluster in the current scope, with the services of `backend` pointed at it:
+ * kubectl (`kubectl.binary`, with `kubectl.env` added to its environment) or the native carrier.
  */
 export const testCluster = (
   options: FakeCluster.Options,
-  binary: string = defaultKubectl,
-  env: Record<string, string> = {}
+  backend: BackendName = "kubectl",
+  kubectl: KubectlOptions = {}
 ): Effect.Effect<TestCluster, FakeCluster.FakeClusterError, Scope.Scope> =>
   Effect.gen(function*() {
     const cluster = yield* FakeCluster.make(options)
-    const kubectl = observed(
-      Kubectl.layer({ binary, kubeconfig: cluster.kubeconfigPath, env: { KUBECACHEDIR: cluster.cacheDir, ...env } })
-    )
+    const seen = { attempts: 0, listeners: [] as Array<Listener> }
+    const observe = <E, R>(carrier: Layer.Layer<Forwarder.Forwarder | PortAllocator.PortAllocator, E, R>) =>
+      observedForwarder(seen).pipe(Layer.provideMerge(carrier))
+    const carrier: Layer.Layer<Forwarder.Forwarder> = backend === "native"
+      ? Layer.effect(Forwarder.Forwarder, NativeForwarder.make({ kubeconfig: cluster.kubeconfigPath }))
+      : KubectlForwarder.layer.pipe(Layer.provide(observedKubectl(
+        Kubectl.layer({
+          binary: kubectl.binary ?? defaultKubectl,
+          kubeconfig: cluster.kubeconfigPath,
+          env: { KUBECACHEDIR: cluster.cacheDir, ...kubectl.env }
+        }),
+        seen.listeners
+      )))
     return {
+      backend,
       cluster,
-      layer: PortForward.layerWith(kubectl.layer),
+      layer: observe(Layer.merge(carrier, PortAllocator.layer)),
+      observe,
       leftovers: () => Processes.portForwards(cluster.kubeconfigPath),
-      spawns: kubectl.spawns,
-      listeners: () => kubectl.listeners
+      attempts: () => seen.attempts,
+      listeners: () => seen.listeners
     }
   })
 
@@ -181,38 +248,45 @@ export const httpGet = (port: number, path: string, host = "127.0.0.1") =>
 /** The suite's fake cluster, as a service for `layer(...)` suites. */
 export class Cluster extends Context.Service<Cluster, TestCluster>()("test/support/Cluster") {}
 
-/** A layer with a fake cluster (`Cluster`) and the forward's services pointed at it. */
+/** A layer with a fake cluster (`Cluster`) and the forward's services of `backend` pointed at it. */
 export const clusterLayer = (
   options: FakeCluster.Options,
-  binary?: string
-): Layer.Layer<
-  Cluster | Forwarder.Forwarder | Kubectl.Kubectl | PortAllocator.PortAllocator,
-  FakeCluster.FakeClusterError
-> =>
+  backend: BackendName = "kubectl",
+  kubectl: KubectlOptions = {}
+): Layer.Layer<Cluster | Forwarder.Forwarder | PortAllocator.PortAllocator, FakeCluster.FakeClusterError> =>
   Layer.unwrap(
-    testCluster(options, binary).pipe(Effect.map((t) => Layer.mergeAll(t.layer, Layer.succeed(Cluster, t))))
+    testCluster(options, backend, kubectl).pipe(
+      Effect.map((t) => Layer.mergeAll(t.layer, Layer.succeed(Cluster, t)))
+    )
   )
 
 /**
  * Runs `body` in its own scope, then checks that nothing of it is left: no kubectl of the
- * suite's cluster is alive, and every local listener its kubectl processes reported can be
- * bound again.
+ * suite's cluster is alive, every local listener a forward of the body had can be bound again,
+ * and on the native carrier, not one child process was started (there is no process to leave
+ * behind). The tests of one cluster must run one after the other for that count to be theirs.
  */
 export const leakFree = <A, E, R>(
   body: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, Cluster | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const t = yield* Cluster
-    const before = t.listeners().length
+    const before = { listeners: t.listeners().length, processes: childProcessesStarted() }
     const result = yield* Effect.scoped(body)
-    const stillBound: Array<string> = []
-    for (const { address, port } of t.listeners().slice(before)) {
-      if (!(yield* Processes.canBind(port, address))) stillBound.push(`${address}:${port}`)
+    const stillBound = new Set<string>()
+    for (const { address, port } of t.listeners().slice(before.listeners)) {
+      if (!(yield* Processes.canBind(port, address))) stillBound.add(`${address}:${port}`)
     }
+    const started = childProcessesStarted() - before.processes
     assert.deepStrictEqual(
-      { kubectl: t.leftovers().map((p) => `${p.pid} ${p.args}`), boundPorts: [...new Set(stillBound)] },
-      { kubectl: [], boundPorts: [] },
-      "after the scope: no kubectl port-forward left, and every local port it listened on can be bound again"
+      {
+        kubectl: t.leftovers().map((p) => `${p.pid} ${p.args}`),
+        boundPorts: [...stillBound],
+        ...(t.backend === "native" ? { processesStarted: started } : {})
+      },
+      { kubectl: [], boundPorts: [], ...(t.backend === "native" ? { processesStarted: 0 } : {}) },
+      "after the scope: no kubectl port-forward left, every local port a forward listened on can be bound again" +
+        (t.backend === "native" ? ", and the native carrier started no process" : "")
     )
     return result
   })

@@ -5,8 +5,7 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { kubeForward } from "./support/child.ts"
-import { allBindable, Cluster, clusterLayer, echoPod } from "./support/cluster.ts"
+import { allBindable, Cluster, clusterLayer, echoPod, kubeForward } from "./support/cluster.ts"
 
 const Env = clusterLayer({ pods: [echoPod("run"), echoPod("db", { namespace: "shop", port: 5432, portName: "pg" })] })
 
@@ -36,8 +35,8 @@ const run = (how: string, ...args: Array<string>) =>
       ["pod/run", ":7000", "--", process.execPath, "-e", script, how, ...args],
       { env: t.env }
     )
-    const exit = yield* child.exit()
-    const printed = child.lines().map((l) =>
+    const exit = yield* child.awaitExit
+    const printed = child.lines("stdout").map((l) =>
       JSON.parse(l) as { args: Array<string>; env: Record<string, string>; echoed: string }
     )
     return { exit, printed, child, t }
@@ -47,7 +46,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("-- COMMAND", (it) =>
   it.effect("a command that succeeds: ports in its environment and arguments, exit 0, forwards closed", () =>
     Effect.gen(function*() {
       const { child, exit, printed, t } = yield* run("0", "{port}", "http://{host}:{run.port.7000}/x", "{\"a\":1}")
-      assert.deepStrictEqual(exit, { code: 0, signal: null }, child.stderr())
+      assert.deepStrictEqual(exit, { code: 0, signal: null }, child.text("stderr"))
       assert.strictEqual(printed.length, 1, "stdout is the command's own")
       const [{ args, echoed, env }] = printed
       const port = env.KUBE_FORWARD_PORT
@@ -62,7 +61,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("-- COMMAND", (it) =>
         KUBE_FORWARD_RUN_PORT_7000: port
       })
       assert.strictEqual(echoed, "hello", "the forward was ready when the command ran")
-      assert.match(child.stderr(), /run: Ready 127\.0\.0\.1:\d+ -> 7000/, "our own lines go to stderr")
+      assert.match(child.text("stderr"), /run: Ready 127\.0\.0\.1:\d+ -> 7000/, "our own lines go to stderr")
       assert.deepStrictEqual(t.leftovers(), [])
       assert.isTrue(yield* allBindable([Number(port)]))
     }))
@@ -87,8 +86,8 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("-- COMMAND", (it) =>
     Effect.gen(function*() {
       const t = yield* Cluster
       const child = yield* kubeForward(["pod/db", ":pg", "-n", "shop", "--", "/nonexistent/kf-command"], { env: t.env })
-      assert.deepStrictEqual(yield* child.exit(), { code: 127, signal: null })
-      assert.include(child.stderr(), "db: Ready")
+      assert.deepStrictEqual(yield* child.awaitExit, { code: 127, signal: null })
+      assert.include(child.text("stderr"), "db: Ready")
       assert.deepStrictEqual(t.leftovers(), [])
     }))
 })

@@ -9,8 +9,16 @@ import { Processes } from "@kube-forward/testkit"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { kubeForward } from "./support/child.ts"
-import { allBindable, Cluster, clusterLayer, echoPod, freePort, readyPorts, roundTrip } from "./support/cluster.ts"
+import {
+  allBindable,
+  Cluster,
+  clusterLayer,
+  echoPod,
+  freePort,
+  kubeForward,
+  readyPorts,
+  roundTrip
+} from "./support/cluster.ts"
 
 const Env = clusterLayer({
   pods: [
@@ -32,33 +40,33 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       const t = yield* Cluster
       const fixed = yield* freePort
       const child = yield* kubeForward(["one", `${fixed}:7000`, ":7000", "echo"], { env: t.env })
-      const ready = yield* child.waitForLine(/^one: Ready /)
-      yield* child.waitForLine(/^all 1 forward ready$/)
+      const ready = yield* child.awaitLine(/^one: Ready /, "stdout")
+      yield* child.awaitLine(/^all 1 forward ready$/, "stdout")
       const ports = readyPorts(ready.input)
       assert.strictEqual(ports.length, 3, ready.input)
       assert.strictEqual(ports[0], fixed)
       assert.match(ready.input, / -> 7000, .* -> 7000, .* -> echo \(one\)$/)
       for (const port of ports) assert.strictEqual(yield* roundTrip(port, `via ${port}`), `via ${port}`)
       assert.strictEqual(t.leftovers().length, 1, "one kubectl for the three ports")
-      child.kill("SIGINT")
-      assert.deepStrictEqual(yield* child.exit(), { code: 0, signal: null })
+      yield* child.kill("SIGINT")
+      assert.deepStrictEqual(yield* child.awaitExit, { code: 0, signal: null })
       assert.deepStrictEqual(t.leftovers(), [])
       assert.isTrue(yield* allBindable(ports))
-      assert.strictEqual(child.lines().at(-1), "one: Closed")
+      assert.strictEqual(child.lines("stdout").at(-1), "one: Closed")
     }))
 
   it.effect("--backend native: the same forward without kubectl; SIGINT closes it, exit 0", () =>
     Effect.gen(function*() {
       const t = yield* Cluster
       const child = yield* kubeForward(["--backend", "native", "one", ":7000", "echo"], { env: t.env })
-      const ready = yield* child.waitForLine(/^one: Ready /)
-      yield* child.waitForLine(/^all 1 forward ready$/)
+      const ready = yield* child.awaitLine(/^one: Ready /, "stdout")
+      yield* child.awaitLine(/^all 1 forward ready$/, "stdout")
       const ports = readyPorts(ready.input)
       assert.strictEqual(ports.length, 2, ready.input)
       for (const port of ports) assert.strictEqual(yield* roundTrip(port, `native ${port}`), `native ${port}`)
       assert.deepStrictEqual(t.leftovers(), [], "no kubectl was started")
-      child.kill("SIGINT")
-      assert.deepStrictEqual(yield* child.exit(), { code: 0, signal: null })
+      yield* child.kill("SIGINT")
+      assert.deepStrictEqual(yield* child.awaitExit, { code: 0, signal: null })
       assert.isTrue(yield* allBindable(ports))
     }))
 
@@ -87,7 +95,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
         ].join("\n")
       )
       const child = yield* kubeForward(["up", "-f", config, "--ports-file", portsFile], { env: t.env })
-      yield* child.waitForLine(/^all 3 forwards ready$/)
+      yield* child.awaitLine(/^all 3 forwards ready$/, "stdout")
       const written = JSON.parse(Fs.readFileSync(portsFile, "utf8")) as {
         forwards: Array<
           { name: string; target: string; namespace: string; ports: Array<{ local: number; remote: number }> }
@@ -102,8 +110,8 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       const ports = written.forwards.map((f) => f.ports[0].local)
       for (const [i, port] of ports.entries()) assert.strictEqual(yield* roundTrip(port, `to ${i}`), `to ${i}`)
       assert.strictEqual(t.leftovers().length, 3)
-      child.kill("SIGTERM")
-      assert.deepStrictEqual(yield* child.exit(), { code: 0, signal: null })
+      yield* child.kill("SIGTERM")
+      assert.deepStrictEqual(yield* child.awaitExit, { code: 0, signal: null })
       assert.deepStrictEqual(t.leftovers(), [])
       assert.isTrue(yield* allBindable(ports))
       assert.isFalse(Fs.existsSync(portsFile), "the ports file is removed with the forwards")
@@ -113,11 +121,11 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
     Effect.gen(function*() {
       const t = yield* Cluster
       const child = yield* kubeForward(["pod/restart-me", ":7000", "--json"], { env: t.env })
-      yield* child.waitForLine(/"event":"ready"/)
-      const events = () => child.lines().map((l) => JSON.parse(l) as Record<string, any>)
+      yield* child.awaitLine(/"event":"ready"/, "stdout")
+      const events = () => child.lines("stdout").map((l) => JSON.parse(l) as Record<string, any>)
       const port = events().find((e) => e.event === "ready")!.forwards[0].ports[0].local as number
       yield* t.cluster.restartPod("default", "restart-me", { downFor: "300 millis" })
-      yield* child.waitForLine(/"state":"Ready".*"reconnects":1/)
+      yield* child.awaitLine(/"state":"Ready".*"reconnects":1/, "stdout")
       const states = events().filter((e) => e.event === "status").map((e) => e.state as string)
       assert.deepStrictEqual(states.filter((s, i) => s !== states[i - 1]), [
         "Starting",
@@ -130,8 +138,8 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       const again = events().filter((e) => e.state === "Ready").at(-1)!
       assert.strictEqual(again.ports[0].local, port, "back on the same local port")
       assert.strictEqual(yield* roundTrip(port, "after restart"), "after restart")
-      child.kill("SIGINT")
-      assert.strictEqual((yield* child.exit()).code, 0)
+      yield* child.kill("SIGINT")
+      assert.strictEqual((yield* child.awaitExit).code, 0)
       assert.deepInclude(events().at(-1), { event: "exit", code: 0, reason: "stopped" })
       assert.strictEqual(events().at(-2)!.state, "Closed")
       assert.deepStrictEqual(t.leftovers(), [])
@@ -141,14 +149,14 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
     Effect.gen(function*() {
       const t = yield* Cluster
       const missing = yield* kubeForward(["pod/missing", ":7000"], { env: t.env })
-      assert.strictEqual((yield* missing.exit()).code, 3)
-      assert.include(missing.stderr(), "kube-forward: forward \"missing\" failed: pod/missing not found")
-      assert.include(missing.lines().join("\n"), "missing: Failed: pod/missing not found")
+      assert.strictEqual((yield* missing.awaitExit).code, 3)
+      assert.include(missing.text("stderr"), "kube-forward: forward \"missing\" failed: pod/missing not found")
+      assert.include(missing.lines("stdout").join("\n"), "missing: Failed: pod/missing not found")
       const lost = yield* kubeForward(["pod/lose-me", ":7000", "--no-reconnect"], { env: t.env })
-      yield* lost.waitForLine(/^all 1 forward ready$/)
+      yield* lost.awaitLine(/^all 1 forward ready$/, "stdout")
       yield* t.cluster.restartPod("default", "lose-me")
-      assert.strictEqual((yield* lost.exit()).code, 3)
-      assert.match(lost.stderr(), /forward "lose-me" failed: .*pod\/lose-me/)
+      assert.strictEqual((yield* lost.awaitExit).code, 3)
+      assert.match(lost.text("stderr"), /forward "lose-me" failed: .*pod\/lose-me/)
       assert.deepStrictEqual(t.leftovers(), [])
     }))
 
@@ -157,12 +165,12 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       const t = yield* Cluster
       const baseline = (yield* t.cluster.counters).activeSessions
       const child = yield* kubeForward(["pod/sig-0", ":7000", ":7000"], { env: t.env })
-      const ports = readyPorts((yield* child.waitForLine(/^sig-0: Ready /)).input)
-      yield* child.waitForLine(/^all 1 forward ready$/)
+      const ports = readyPorts((yield* child.awaitLine(/^sig-0: Ready /, "stdout")).input)
+      yield* child.awaitLine(/^all 1 forward ready$/, "stdout")
       const pids = t.leftovers().map((p) => p.pid)
       assert.strictEqual(pids.length, 1)
-      child.kill("SIGKILL")
-      assert.strictEqual((yield* child.exit()).signal, "SIGKILL")
+      yield* child.kill("SIGKILL")
+      assert.strictEqual((yield* child.awaitExit).signal, "SIGKILL")
       // the event: the API server sees kubectl's connection close as the watchdog ends it
       yield* t.cluster.awaitCounters((c) => c.activeSessions === baseline).pipe(Effect.timeout("10 seconds"))
       assert.deepStrictEqual(yield* Processes.awaitExit(pids), [])
@@ -179,12 +187,12 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       const child = yield* kubeForward(["pod/sig-1", ":7000"], {
         env: { ...t.env, KUBE_FORWARD_KUBECTL: wrapper, KUBE_FORWARD_KILL_GRACE: "20 seconds" }
       })
-      const ports = readyPorts((yield* child.waitForLine(/^sig-1: Ready /)).input)
+      const ports = readyPorts((yield* child.awaitLine(/^sig-1: Ready /, "stdout")).input)
       const group = Processes.live(wrapper)[0].pgid
-      child.kill("SIGTERM")
-      yield* child.waitForLine(/^kube-forward: stopping…/)
-      child.kill("SIGTERM")
-      assert.deepStrictEqual(yield* child.exit("5 seconds"), { code: 143, signal: null })
+      yield* child.kill("SIGTERM")
+      yield* child.awaitLine(/^kube-forward: stopping…/, "stdout")
+      yield* child.kill("SIGTERM")
+      assert.deepStrictEqual(yield* child.awaitExit.pipe(Effect.timeout("5 seconds")), { code: 143, signal: null })
       const members = Processes.group(group).map((p) => p.pid)
       assert.deepStrictEqual(
         yield* Processes.awaitExit(members, { within: "5 seconds" }),

@@ -8,8 +8,7 @@ import { FakeCluster } from "@kube-forward/testkit"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { kubeForward } from "./support/child.ts"
-import { echoPod, tempDir } from "./support/cluster.ts"
+import { echoPod, kubeForward, tempDir } from "./support/cluster.ts"
 
 /** A file whose shape is wrong (line numbers on the right). */
 const SHAPE = [
@@ -94,16 +93,16 @@ describe("bad input", () => {
         yield* Effect.forEach(cases, ([args, expected]) =>
           Effect.scoped(Effect.gen(function*() {
             const child = yield* kubeForward(args, { env, cwd: dir })
-            const exit = yield* child.exit()
-            const said = child.stderr()
+            const exit = yield* child.awaitExit
+            const said = child.text("stderr")
             assert.deepStrictEqual(exit, { code: 2, signal: null }, `${args.join(" ")}: ${said}`)
             for (const text of expected) assert.include(said, text, args.join(" "))
-            assert.deepStrictEqual(child.lines(), [], `${args.join(" ")}: nothing on stdout`)
+            assert.deepStrictEqual(child.lines("stdout"), [], `${args.join(" ")}: nothing on stdout`)
           })), { concurrency: 4, discard: true })
         assert.isFalse(Fs.existsSync(marker), "no kubectl was started for bad input")
         // the check above can fail: a good command does start the wrapper
         const good = yield* kubeForward(["pod/web", ":7000", "--", "true"], { env, cwd: dir })
-        assert.strictEqual((yield* good.exit()).code, 0, good.stderr())
+        assert.strictEqual((yield* good.awaitExit).code, 0, good.text("stderr"))
         assert.isTrue(Fs.existsSync(marker))
       }),
     60_000

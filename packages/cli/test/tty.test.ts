@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { bin } from "./support/child.ts"
+import { bin } from "./support/cluster.ts"
 import { allBindable, echoPod, tempDir } from "./support/cluster.ts"
 
 const WIDTH = 100

@@ -302,9 +302,11 @@ describe("KubectlOutput (one kubectl process, lines in, verdicts out)", () => {
 })
 
 describe("ports the target does not have", () => {
-  it("a missing service port or named container port is PortNotFound", () => {
+  it("a missing service port (numbered or named) or named container port is PortNotFound", () => {
     const svc = classifyFailure(ctx, ["error: Service web does not have a service port 9999"], exit1)
     assert.isTrue(svc._tag === "PortNotFound" && svc.remotePort === 9999, svc.message)
+    const svcNamed = classifyFailure(ctx, ["error: Service 'web' does not have a named port 'admin'"], exit1)
+    assert.isTrue(svcNamed._tag === "PortNotFound" && svcNamed.remotePort === "admin", svcNamed.message)
     const named = classifyFailure(ctx, ["error: Pod 'web' does not have a named port 'nohttp'"], exit1)
     assert.isTrue(named._tag === "PortNotFound" && named.remotePort === "nohttp", named.message)
   })

@@ -1,13 +1,26 @@
 /**
- * The fake cluster the command suites run `kube-forward` against, and the checks they make
- * afterwards (no kubectl left, ports free, bytes through a port).
+ * The fake cluster the command suites run `kube-forward` against, the command itself as a child
+ * process (testkit's `Child`), and the checks they make afterwards (no kubectl left, ports
+ * free, bytes through a port).
  */
-import { Backend, FakeCluster, Processes } from "@kube-forward/testkit"
+import { Backend, Child, FakeCluster, Processes } from "@kube-forward/testkit"
 import { Context, Effect, Layer, type Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+
+/** The `kube-forward` binary of this checkout. */
+export const bin = Path.join(import.meta.dirname, "..", "..", "bin", "kube-forward.js")
+
+/**
+ * Starts the `kube-forward` binary with `args` as a child process of the scope (testkit's
+ * `Child`: its lines, waits for a line or its exit, its whole group ended with the scope).
+ */
+export const kubeForward = (
+  args: ReadonlyArray<string>,
+  options: Child.Options = {}
+): Effect.Effect<Child.Child, Child.SpawnError, Scope.Scope> => Child.spawn(process.execPath, [bin, ...args], options)
 
 /** A pod with one echo port (named when `portName` is given). */
 export const echoPod = (name: string, options: { namespace?: string; port?: number; portName?: string } = {}) => ({

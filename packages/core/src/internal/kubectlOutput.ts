@@ -155,6 +155,10 @@ const RULES: ReadonlyArray<Rule> = [
     (m, ctx) => new PortNotFound({ target: ctx.target, remotePort: portValue(m[2]), detail: m[0].slice(7) })
   ),
   rule(
+    /^error: Service '([^']*)' does not have a named port '([^']*)'$/,
+    (m, ctx) => new PortNotFound({ target: ctx.target, remotePort: m[2], detail: m[0].slice(7) })
+  ),
+  rule(
     /^error: Pod '([^']*)' does not have a named port '([^']*)'$/,
     (m, ctx) => new PortNotFound({ target: ctx.target, remotePort: m[2], detail: m[0].slice(7) })
   ),

@@ -63,8 +63,9 @@ const podRoute = (
 ): Effect.Effect<Route, OpenError, Scope.Scope> =>
   Effect.map(podSession(client, namespace, target.pod, settings, notFound), (session) => ({
     opener: (i) => (events) => session.open(target.ports[i], events),
+    // in kubectl's words ("lost connection to pod"), which people and tests look for, then ours
     ended: Effect.callback<Ended>((resume) =>
-      session.onEnd((reason) => resume(Effect.succeed({ reason, exitCode: null })))
+      session.onEnd((reason) => resume(Effect.succeed({ reason: `lost connection to pod: ${reason}`, exitCode: null })))
     ),
     endedReason: () => session.ended
   }))

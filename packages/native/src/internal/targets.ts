@@ -122,16 +122,23 @@ export const podPort = (pod: Pod, remote: number | string): number | PortProblem
     { remote, detail: `Pod '${pod.metadata.name}' does not have a named port '${remote}'` }
 }
 
-/** The container port a service target's `remote` reaches on `pod`. */
+/**
+ * The container port a service target's `remote` reaches on `pod`. The problems in kubectl's
+ * words (`util.LookupServicePortNumberByName`, `LookupContainerPortNumberByServicePort`), and
+ * with the port kubectl's error names: a target port name the pod lacks is that name.
+ */
 export const servicePort = (service: Service, pod: Pod, remote: number | string): number | PortProblem => {
   if (service.spec?.clusterIP === "None") return podPort(pod, remote)
   const entry = service.spec?.ports?.find((p) => typeof remote === "number" ? p.port === remote : p.name === remote)
   if (entry === undefined) {
-    return { remote, detail: `Service ${service.metadata.name} does not have a service port ${remote}` }
+    const detail = typeof remote === "number"
+      ? `Service ${service.metadata.name} does not have a service port ${remote}`
+      : `Service '${service.metadata.name}' does not have a named port '${remote}'`
+    return { remote, detail }
   }
   const target = entry.targetPort
   if (target === undefined || target === 0) return entry.port
   if (typeof target === "number") return target
   return namedPort(pod, target) ??
-    { remote, detail: `Pod '${pod.metadata.name}' does not have a named port '${target}'` }
+    { remote: target, detail: `Pod '${pod.metadata.name}' does not have a named port '${target}'` }
 }
