@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import { Console, Effect, type Exit, Fiber, Layer, Option } from "effect"
+import { Config, Console, Effect, type Exit, Fiber, Layer, Option } from "effect"
 import { Argument, CliConfig, CliOutput, Command, Flag, GlobalFlag, TerminalCapabilities } from "effect/cli"
 import * as Tty from "node:tty"
 import * as Backend from "./Backend.ts"
@@ -66,9 +66,12 @@ const forwardFlags = {
 /** The flags of a run. */
 const runFlags = {
   backend: Flag.Literals("backend", Backend.names).pipe(
+    Flag.withFallbackConfig(Config.Literals(Backend.names, "KUBE_FORWARD_BACKEND")),
     Flag.withDefault("kubectl" as const),
     Flag.withMetavar("NAME"),
-    Flag.withDescription("what carries the bytes (default kubectl: a kubectl process per forward; native: in-process)")
+    Flag.withDescription(
+      "what carries the bytes: kubectl (a kubectl process per forward, the default) or native (in-process); also KUBE_FORWARD_BACKEND"
+    )
   ),
   json: Flag.Boolean("json").pipe(
     Flag.withDefault(false),

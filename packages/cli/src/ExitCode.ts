@@ -5,7 +5,7 @@
  * |---:|---|
  * | 0 | a clean stop: Ctrl-C, SIGTERM or SIGHUP, every forward closed |
  * | 1 | an unexpected internal error (a bug: please report it) |
- * | 2 | invalid input: a flag, a PORT, a config file, a `--` placeholder, an unavailable `--backend`; nothing was started |
+ * | 2 | invalid input: a flag, a PORT, a config file, a `--` placeholder, an unknown `--backend`; nothing was started |
  * | 3 | a forward failed for good: it could not start, or it was lost and could not be brought back (or `--no-reconnect`) |
  * | 126, 127 | `--` mode: the command could not be run (not executable, not found) |
  * | 128 + n | stopped by a second signal n before the close finished (130 for Ctrl-C, 143 for SIGTERM); in `--` mode, also a signal that came before the command started |
