@@ -13,6 +13,7 @@ import { NativeForwarder } from "@kube-forward/native"
 import { Backend, FakeCluster } from "@kube-forward/testkit"
 import { Effect, Exit, type Layer, Logger, References } from "effect"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
 import * as Net from "node:net"
 
 const ALICE = "alice-secret-token-4f1c9a"
@@ -150,6 +151,49 @@ describe("native carrier: credentials over HTTPS", () => {
       assert.strictEqual(counters.upgradeRequests, 2, "the tunnel's GET (400), then the SPDY POST")
       assert.strictEqual(counters.bytesToPod, "through the API server".length)
       assert.strictEqual(counters.bytesFromPod, "through the API server".length)
+    }))
+})
+
+/** An HTTP CONNECT proxy on loopback that counts the tunnels it opened. */
+const connectProxy = Effect.acquireRelease(
+  Effect.callback<{ readonly server: Http.Server; readonly port: number; readonly tunnels: () => number }>((resume) => {
+    let tunnels = 0
+    const server = Http.createServer((_, res) => res.writeHead(405).end())
+    server.on("connect", (req: Http.IncomingMessage, client: Net.Socket, head: Buffer) => {
+      const [host, port] = (req.url ?? "").split(":")
+      const upstream = Net.connect({ host, port: Number(port) }, () => {
+        tunnels++
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n")
+        upstream.write(head)
+        client.pipe(upstream).pipe(client)
+      })
+      upstream.on("error", () => client.destroy())
+      client.on("error", () => upstream.destroy())
+    })
+    server.listen(
+      0,
+      "127.0.0.1",
+      () => resume(Effect.succeed({ server, port: (server.address() as Net.AddressInfo).port, tunnels: () => tunnels }))
+    )
+  }),
+  ({ server }) => Effect.sync(() => server.close())
+)
+
+describe("native carrier: proxy-url", () => {
+  it.live("the kubeconfig's proxy-url carries the REST calls and the upgrade (HTTPS through CONNECT)", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make(options)
+      const proxy = yield* connectProxy
+      const text = Fs.readFileSync(cluster.kubeconfigPath, "utf8")
+      const server = /^( +)server: .*$/m.exec(text)!
+      const viaProxy = `${cluster.kubeconfigPath}-proxy`
+      Fs.writeFileSync(
+        viaProxy,
+        text.replace(server[0], `${server[0]}\n${server[1]}proxy-url: http://127.0.0.1:${proxy.port}`),
+        { mode: 0o600 }
+      )
+      assert.strictEqual(outcome(yield* attempt(native(viaProxy))), "through the API server")
+      assert.isAtLeast(proxy.tunnels(), 1, "the requests went through the proxy")
     }))
 })
 
