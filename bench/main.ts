@@ -72,11 +72,25 @@ const abDir = (): string | undefined => {
   return undefined
 }
 
+/** Every process this bench started (helpers, hosts, kube-forward's watchdogs): all must be gone after it exits. */
+const tracked = new Map<number, string>()
+const stateExtra: Record<string, unknown> = {}
+
+const commandOf = (pid: number): string => {
+  try {
+    return Fs.readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0").join(" ").trim().slice(0, 200)
+  } catch {
+    return ""
+  }
+}
+
 /** Tells bench/run.ts what must be gone after this process exits, even if it is interrupted. */
 const writeState = (kubeconfigPath: string, pids: ReadonlyArray<number>, extra: Record<string, unknown> = {}) => {
+  for (const pid of pids) if (!tracked.has(pid)) tracked.set(pid, commandOf(pid))
+  Object.assign(stateExtra, extra)
   if (statePath === undefined) return
-  const children = pids.map((pid) => ({ pid, args: "" }))
-  Fs.writeFileSync(statePath, JSON.stringify({ kubeconfigPath, children, ...extra }))
+  const children = [...tracked].map(([pid, args]) => ({ pid, args }))
+  Fs.writeFileSync(statePath, JSON.stringify({ ...stateExtra, kubeconfigPath, children, errors }))
 }
 
 interface Contenders {
@@ -267,7 +281,19 @@ const main = async () => {
     process.env.KUBECACHEDIR = hello.cacheDir
     const s: ContenderSettings = { kubectl: kubectl.path, kubeconfigPath, cacheDir: hello.cacheDir }
     const machine0 = await machineInfo(here, loadAvgStart, hello.patternMs, hello.patternBytes)
-    const b: Bench = { quick, settings, s, server, hello, loadgen, here, execArgv, errors, log }
+    const b: Bench = {
+      quick,
+      settings,
+      s,
+      server,
+      hello,
+      loadgen,
+      here,
+      execArgv,
+      errors,
+      log,
+      track: (pid) => writeState(kubeconfigPath, [pid])
+    }
     const c = await buildContenders(
       s,
       hello,
@@ -355,28 +381,8 @@ const main = async () => {
   }
 }
 
-/** What the supervisor must see gone once this process has exited (kube-forward's watchdogs, say). */
-const finalState = (kubeconfigPath: string) => {
-  if (statePath === undefined) return
-  let previous: Record<string, unknown> = {}
-  try {
-    previous = JSON.parse(Fs.readFileSync(statePath, "utf8")) as Record<string, unknown>
-  } catch {
-    // none yet
-  }
-  const previousChildren = (previous.children ?? []) as ReadonlyArray<{ readonly pid: number; readonly args: string }>
-  const now = Processes.descendants(process.pid).map((pid) => {
-    let args = ""
-    try {
-      args = execFileSync("ps", ["-o", "args=", "-p", String(pid)], { encoding: "utf8" }).trim()
-    } catch {
-      // gone already
-    }
-    return { pid, args }
-  }).filter((c) => !c.args.startsWith("ps "))
-  const children = [...previousChildren.filter((p) => !now.some((c) => c.pid === p.pid)), ...now]
-  Fs.writeFileSync(statePath, JSON.stringify({ ...previous, kubeconfigPath, children, errors }))
-}
+/** What the supervisor must see gone once this process has exited: everything tracked, and whatever is still a child now. */
+const finalState = (kubeconfigPath: string) => writeState(kubeconfigPath, Processes.descendants(process.pid))
 
 main().then(
   () => {

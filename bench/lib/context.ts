@@ -38,6 +38,8 @@ export interface Bench {
   readonly execArgv: ReadonlyArray<string>
   readonly errors: Array<string>
   readonly log: (...parts: ReadonlyArray<unknown>) => void
+  /** Records a process the bench started, for the leak check after it exits (bench/run.ts). */
+  readonly track: (pid: number) => void
 }
 
 /** The pods the bench forwards to. */

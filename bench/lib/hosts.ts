@@ -15,8 +15,11 @@ import type { HostMemory, MemoryResult, ScaleResult } from "./results.ts"
 /** What bench/host.ts can hold. */
 export type HostKind = "native-tunnel" | "native-spdy" | "kube-forward" | "kubectl" | "client-node"
 
-const startHost = (b: Bench): Promise<Helper> =>
-  startHelper(Path.join(b.here, "host.ts"), [], [...b.execArgv, "--expose-gc"])
+const startHost = async (b: Bench): Promise<Helper> => {
+  const host = await startHelper(Path.join(b.here, "host.ts"), [], [...b.execArgv, "--expose-gc"])
+  b.track(host.pid)
+  return host
+}
 
 const load = async (b: Bench, host: Helper, kind: HostKind) =>
   host.call<{ readonly loadMs: number; readonly memory: HostMemory }>("load", {

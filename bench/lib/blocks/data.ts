@@ -237,7 +237,9 @@ export const memory = (v: View, charts: Record<string, string>): string => {
     const heap = m.open === undefined || m.loaded === undefined
       ? undefined
       : (m.open.heapUsedKiB - m.loaded.heapUsedKiB) / m.n
-    const after = m.closed === undefined || m.loaded === undefined ? undefined : m.closed.rssKiB - m.loaded.rssKiB
+    const retained = m.closed === undefined || m.loaded === undefined
+      ? undefined
+      : (m.closed.heapUsedKiB - m.loaded.heapUsedKiB) / m.n
     return [
       m.contender + (m.ok ? "" : ` (failed: ${m.error ?? "?"})`),
       String(m.n),
@@ -247,7 +249,7 @@ export const memory = (v: View, charts: Record<string, string>): string => {
       per === undefined || per.kubectl === 0 ? "– (none)" : fmt(per.kubectl / 1024, 1),
       per === undefined ? "–" : `${fmt(per.total, 0)} KiB (${fmt(per.total / 1024, 2)} MiB)`,
       fmt(heap, 1),
-      mib(after)
+      fmt(retained, 1)
     ]
   })
   const ids = v.r.memory.filter((m) => m.ok).map((m) => m.contender)
@@ -276,8 +278,8 @@ export const memory = (v: View, charts: Record<string, string>): string => {
       "process RSS per open forward KiB",
       "kubectl RSS per forward MiB",
       "total per forward",
-      "JS heap per forward KiB",
-      "RSS after all closed − loaded MiB"
+      "JS heap per open forward KiB",
+      "JS heap still held after all closed, KiB per forward"
     ], rows),
     "",
     "![RSS per open forward](charts/rss.svg)"
