@@ -30,7 +30,7 @@ import { native } from "./lib/contenders/native.ts"
 import { xec } from "./lib/contenders/xec.ts"
 import { type Bench, errorText, MiB, pods, type ServerHello } from "./lib/context.ts"
 import { type HostPlan, runHost } from "./lib/hosts.ts"
-import { type Helper, startHelper } from "./lib/ipc.ts"
+import { startHelper } from "./lib/ipc.ts"
 import { findKubectl, machineInfo } from "./lib/machine.ts"
 import { readyRounds } from "./lib/ready.ts"
 import { writeReport } from "./lib/report.ts"
@@ -231,6 +231,80 @@ const hostRuns = async (b: Bench) => {
   return { memory, scale }
 }
 
+/** Ends every `kubectl port-forward` of the bench cluster still alive; their pids. */
+const killPortForwards = (kubeconfigPath: string): Array<number> =>
+  Processes.portForwards(kubeconfigPath).map((p) => {
+    try {
+      process.kill(p.pid, "SIGKILL")
+    } catch {
+      // gone
+    }
+    return p.pid
+  })
+
+/** The fake cluster and the load generator, and what an interruption must clean up. */
+const startHelpers = async (execArgv: ReadonlyArray<string>) => {
+  const args = ["--bytes", String(settings.bytes)]
+  const server = await startHelper(Path.join(here, "server.ts"), args, execArgv)
+  const hello = server.hello as ServerHello
+  // interrupted: end every kubectl of ours (the helpers leave when their IPC channel closes)
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      killPortForwards(hello.kubeconfigPath)
+      process.exit(130)
+    })
+  }
+  const loadgen = await startHelper(Path.join(here, "loadgen.ts"), args, execArgv).catch(async (e: unknown) => {
+    await server.stop()
+    throw e
+  })
+  writeState(hello.kubeconfigPath, [server.pid, loadgen.pid])
+  return { server, hello, loadgen }
+}
+
+/** Checks (once the warm-up made kube-forward spawn kubectl) that raw kubectl gets exactly kube-forward's argv. */
+const checkArgv = (c: Contenders, s: ContenderSettings): Results["argvCheck"] => {
+  // the Kubectl layer puts its global flags (--kubeconfig=…) in front of what the library asks for
+  const kubeForward = [`--kubeconfig=${s.kubeconfigPath}`, ...(c.kfi.spawnedArgs[0] ?? [])]
+  const raw = kubeForwardArgs(s, pods.echo)
+  const same = JSON.stringify(kubeForward) === JSON.stringify(raw)
+  if (!same) errors.push(`raw kubectl argv differs from kube-forward's: ${JSON.stringify({ kubeForward, raw })}`)
+  log("warm-up done; argv identical:", same)
+  return { kubeForward, raw, same }
+}
+
+/** Every section, in order: time to ready and close, throughput, concurrency, then memory and scale. */
+const measure = async (b: Bench, c: Contenders, kubectl: KubectlInfo, kubectlSpdy: KubectlInfo | undefined) => {
+  const readyContenders = [c.nativeTunnel, c.nativeSpdy, c.kf, c.kfi, c.ab, c.raw, c.x, c.cn, c.direct].filter((
+    x
+  ): x is Contender => x !== undefined)
+  // fill kubectl's discovery cache first, so no contender's first run pays for it
+  execFileSync(kubectl.path, [`--kubeconfig=${b.s.kubeconfigPath}`, "get", "pods", "-o", "name"], {
+    env: { ...process.env, KUBECACHEDIR: b.s.cacheDir },
+    stdio: "ignore"
+  })
+  let argvCheck: Results["argvCheck"] = { kubeForward: [], raw: [], same: false }
+  const ready = await readyRounds(b, readyContenders, c.kfi, () => {
+    argvCheck = checkArgv(c, b.s)
+    writeState(b.s.kubeconfigPath, Processes.descendants(process.pid))
+  })
+  const rows = throughputRows(c, kubectl, kubectlSpdy)
+  const throughput = await runThroughput(b, rows)
+  const concurrent = await runConcurrent(b, concurrentCases(c))
+  const { memory, scale } = await hostRuns(b)
+  return {
+    argvCheck,
+    ready: ready.ready,
+    cold: ready.cold,
+    watchdogCpuPerForwardMs: ready.watchdogCpuPerForwardMs,
+    throughputRows: rows.map(({ driver: _d, tkSource: _t, ...r }) => r),
+    throughput,
+    concurrent,
+    memory,
+    scale
+  }
+}
+
 const main = async () => {
   const loadAvgStart = Os.loadavg()
   Fs.mkdirSync(outDir, { recursive: true })
@@ -246,88 +320,28 @@ const main = async () => {
   log(`kubectl ${kubectl.gitVersion} at ${kubectl.path}; SPDY-only client ${kubectlSpdy?.gitVersion ?? "none"}`)
   const dir = abDir()
   const ab = dir === undefined ? undefined : { dir, commit: preparedCommit(dir)! }
-
-  const helpers: Array<Helper> = []
+  const { server, hello, loadgen } = await startHelpers(execArgv)
+  const kubeconfigPath = hello.kubeconfigPath
+  log(
+    `fake cluster pid ${server.pid}, load generator pid ${loadgen.pid}${
+      ab === undefined ? "" : `; A/B against ${ab.dir}`
+    }`
+  )
   const disposers: Array<() => Promise<void>> = []
-  let kubeconfigPath = ""
   try {
-    const server = await startHelper(Path.join(here, "server.ts"), ["--bytes", String(settings.bytes)], execArgv)
-    helpers.push(server)
-    const hello = server.hello as ServerHello
-    kubeconfigPath = hello.kubeconfigPath
-    // interrupted: end every kubectl of ours (the helpers leave when their IPC channel closes)
-    for (const signal of ["SIGINT", "SIGTERM"] as const) {
-      process.once(signal, () => {
-        for (const p of Processes.portForwards(kubeconfigPath)) {
-          try {
-            process.kill(p.pid, "SIGKILL")
-          } catch {
-            // gone
-          }
-        }
-        process.exit(130)
-      })
-    }
-    const loadgen = await startHelper(Path.join(here, "loadgen.ts"), ["--bytes", String(settings.bytes)], execArgv)
-    helpers.push(loadgen)
-    writeState(kubeconfigPath, [server.pid, loadgen.pid])
-    log(
-      `fake cluster pid ${server.pid}, load generator pid ${loadgen.pid}${
-        ab === undefined ? "" : `; A/B against ${ab.dir}`
-      }`
-    )
-
     // xec hands kubectl this process's environment: the discovery cache goes there for everyone
     process.env.KUBECACHEDIR = hello.cacheDir
     const s: ContenderSettings = { kubectl: kubectl.path, kubeconfigPath, cacheDir: hello.cacheDir }
     const machine0 = await machineInfo(here, loadAvgStart, hello.patternMs, hello.patternBytes)
-    const b: Bench = {
-      quick,
-      settings,
-      s,
-      server,
-      hello,
-      loadgen,
-      here,
-      execArgv,
-      errors,
-      log,
-      track: (pid) => writeState(kubeconfigPath, [pid])
-    }
-    const c = await buildContenders(
-      s,
-      hello,
-      machine0.ipv6Loopback ? ["127.0.0.1", "::1"] : ["127.0.0.1"],
-      kubectlSpdy,
-      ab
-    )
-    const all = [c.nativeTunnel, c.nativeSpdy, c.kf, c.kfi, c.ab, c.raw, c.rawSpdy, c.x, c.cn, c.direct]
-    for (const x of all) if (x !== undefined) disposers.push(x.dispose)
-    const readyContenders = [c.nativeTunnel, c.nativeSpdy, c.kf, c.kfi, c.ab, c.raw, c.x, c.cn, c.direct].filter((
+    const track = (pid: number) => writeState(kubeconfigPath, [pid])
+    const b: Bench = { quick, settings, s, server, hello, loadgen, here, execArgv, errors, log, track }
+    const xecHosts = machine0.ipv6Loopback ? ["127.0.0.1", "::1"] : ["127.0.0.1"]
+    const c = await buildContenders(s, hello, xecHosts, kubectlSpdy, ab)
+    const all = [c.nativeTunnel, c.nativeSpdy, c.kf, c.kfi, c.ab, c.raw, c.rawSpdy, c.x, c.cn, c.direct].filter((
       x
     ): x is Contender => x !== undefined)
-
-    // fill kubectl's discovery cache first, so no contender's first run pays for it
-    execFileSync(kubectl.path, [`--kubeconfig=${kubeconfigPath}`, "get", "pods", "-o", "name"], {
-      env: { ...process.env, KUBECACHEDIR: hello.cacheDir },
-      stdio: "ignore"
-    })
-    let argvCheck: Results["argvCheck"] | undefined
-    const ready = await readyRounds(b, readyContenders, c.kfi, () => {
-      // the Kubectl layer puts its global flags (--kubeconfig=…) in front of what the library asks for
-      const kubeForwardArgv = [`--kubeconfig=${s.kubeconfigPath}`, ...(c.kfi.spawnedArgs[0] ?? [])]
-      const raw = kubeForwardArgs(s, pods.echo)
-      argvCheck = { kubeForward: kubeForwardArgv, raw, same: JSON.stringify(kubeForwardArgv) === JSON.stringify(raw) }
-      if (!argvCheck.same) errors.push(`raw kubectl argv differs from kube-forward's: ${JSON.stringify(argvCheck)}`)
-      log("warm-up done; argv identical:", argvCheck.same)
-      writeState(kubeconfigPath, [server.pid, loadgen.pid, ...Processes.descendants(process.pid)])
-    })
-
-    const rows = throughputRows(c, kubectl, kubectlSpdy)
-    const throughput = await runThroughput(b, rows)
-    const concurrent = await runConcurrent(b, concurrentCases(c))
-    const { memory, scale } = await hostRuns(b)
-
+    for (const x of all) disposers.push(x.dispose)
+    const measured = await measure(b, c, kubectl, kubectlSpdy)
     const leaksAtEnd = Processes.portForwards(kubeconfigPath).map((p) => `${p.pid} ${p.args}`)
     if (leaksAtEnd.length > 0) errors.push(`${leaksAtEnd.length} kubectl port-forward processes alive at the end`)
     const results: Results = {
@@ -336,22 +350,9 @@ const main = async () => {
       kubectl,
       kubectlSpdy,
       settings,
-      argvCheck: argvCheck ?? { kubeForward: [], raw: [], same: false },
       ab,
-      contenders: all.filter((x): x is Contender => x !== undefined).map((x) => ({
-        id: x.id,
-        label: x.label,
-        carrier: x.carrier,
-        verifies: x.verifies
-      })),
-      ready: ready.ready,
-      cold: ready.cold,
-      throughputRows: rows.map(({ driver: _d, tkSource: _t, ...r }) => r),
-      throughput,
-      concurrent,
-      memory,
-      scale,
-      watchdogCpuPerForwardMs: ready.watchdogCpuPerForwardMs,
+      contenders: all.map((x) => ({ id: x.id, label: x.label, carrier: x.carrier, verifies: x.verifies })),
+      ...measured,
       leaksAtEnd,
       errors,
       durationMs: performance.now() - started
@@ -362,17 +363,9 @@ const main = async () => {
     writeState(kubeconfigPath, [], { resultsMd: written.markdown, resultsJson: written.json })
   } finally {
     for (const d of disposers) await d().catch((e: unknown) => errors.push(`dispose: ${errorText(e)}`))
-    for (const h of helpers.reverse()) await h.stop()
-    if (kubeconfigPath !== "") {
-      for (const p of Processes.portForwards(kubeconfigPath)) {
-        errors.push(`killing leftover kubectl ${p.pid}`)
-        try {
-          process.kill(p.pid, "SIGKILL")
-        } catch {
-          // gone
-        }
-      }
-    }
+    await loadgen.stop()
+    await server.stop()
+    for (const pid of killPortForwards(kubeconfigPath)) errors.push(`killed leftover kubectl ${pid}`)
     if (argv.includes("--simulate-leak")) {
       // a self-test of the leak check: a detached child that outlives this process
       spawn("sleep", ["30"], { detached: true, stdio: "ignore" }).unref()

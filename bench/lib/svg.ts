@@ -59,8 +59,8 @@ const BAR_H = 14
 const GAP = 10
 const TOP = 64
 
-/** Renders `chart` to a standalone SVG document. */
-export const render = (chart: Chart): string => {
+/** The value → x mapping of a chart, and its ticks. */
+const scaleOf = (chart: Chart) => {
   const log = chart.log === true
   const values = chart.groups.flatMap((g) =>
     g.bars.flatMap((b) => (b === undefined ? [] : [b.value, b.whisker ?? Number.NaN]))
@@ -75,75 +75,78 @@ export const render = (chart: Chart): string => {
     const f = log ? (Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) : v / hi
     return LABEL_W + Math.max(0, Math.min(1, f)) * PLOT_W
   }
-  const rowsH = chart.groups.map((g) => g.bars.length * BAR_H + GAP)
-  const height = TOP + rowsH.reduce((a, b) => a + b, 0) + 40
-  const width = LABEL_W + PLOT_W + TEXT_W
-  const out: Array<string> = [
+  return { x, ticks: tickList }
+}
+
+/** Title, legend, grid lines and tick labels, and the axis label. */
+const frame = (chart: Chart, width: number, height: number, scale: ReturnType<typeof scaleOf>): Array<string> => {
+  const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="10" y="20" font-size="14" font-weight="bold">${esc(chart.title)}</text>`
   ]
-  // legend
   let lx = 10
   for (const s of chart.series.length > 1 ? chart.series : []) {
     out.push(`<rect x="${lx}" y="30" width="10" height="10" fill="${s.color}"/>`)
     out.push(`<text x="${lx + 14}" y="39">${esc(s.name)}</text>`)
     lx += 24 + s.name.length * 7
   }
-  const plotBottom = height - 40
-  for (const t of tickList) {
-    const tx = x(t)
-    out.push(`<line x1="${num(tx)}" y1="${TOP - 6}" x2="${num(tx)}" y2="${plotBottom}" stroke="#e5e5e5"/>`)
-    out.push(`<text x="${num(tx)}" y="${plotBottom + 14}" text-anchor="middle" fill="#555">${tickText(t)}</text>`)
+  const bottom = height - 40
+  for (const t of scale.ticks) {
+    const tx = num(scale.x(t))
+    out.push(`<line x1="${tx}" y1="${TOP - 6}" x2="${tx}" y2="${bottom}" stroke="#e5e5e5"/>`)
+    out.push(`<text x="${tx}" y="${bottom + 14}" text-anchor="middle" fill="#555">${tickText(t)}</text>`)
   }
-  out.push(
-    `<text x="${LABEL_W + PLOT_W / 2}" y="${plotBottom + 30}" text-anchor="middle" fill="#333">${
-      esc(chart.axis + (log ? " (log scale)" : ""))
-    }</text>`
-  )
+  const axis = esc(chart.axis + (chart.log === true ? " (log scale)" : ""))
+  out.push(`<text x="${LABEL_W + PLOT_W / 2}" y="${bottom + 30}" text-anchor="middle" fill="#333">${axis}</text>`)
+  return out
+}
+
+/** One bar (with its whisker and its text) at row `y`. */
+const bar = (b: Bar | undefined, y: number, color: string, x: (v: number) => number): Array<string> => {
+  if (b === undefined || !Number.isFinite(b.value)) {
+    return [`<text x="${LABEL_W + 4}" y="${y + BAR_H - 3}" fill="#999">–</text>`]
+  }
+  const end = x(b.value)
+  const out = [
+    `<rect x="${LABEL_W}" y="${y + 1}" width="${num(Math.max(1, end - LABEL_W))}" height="${
+      BAR_H - 2
+    }" fill="${color}"/>`
+  ]
+  let textX = end
+  if (b.whisker !== undefined && Number.isFinite(b.whisker) && b.whisker > b.value) {
+    const wx = num(x(b.whisker))
+    const my = y + BAR_H / 2
+    out.push(`<line x1="${num(end)}" y1="${my}" x2="${wx}" y2="${my}" stroke="#333"/>`)
+    out.push(`<line x1="${wx}" y1="${my - 4}" x2="${wx}" y2="${my + 4}" stroke="#333"/>`)
+    textX = x(b.whisker)
+  }
+  out.push(`<text x="${num(textX + 4)}" y="${y + BAR_H - 3}" fill="#222">${esc(b.text ?? num(b.value))}</text>`)
+  return out
+}
+
+/** Renders `chart` to a standalone SVG document. */
+export const render = (chart: Chart): string => {
+  const scale = scaleOf(chart)
+  const rowsH = chart.groups.map((g) => g.bars.length * BAR_H + GAP)
+  const height = TOP + rowsH.reduce((a, b) => a + b, 0) + 40
+  const out = frame(chart, LABEL_W + PLOT_W + TEXT_W, height, scale)
   let y = TOP
   chart.groups.forEach((g, gi) => {
-    const groupH = g.bars.length * BAR_H
-    out.push(
-      `<text x="${LABEL_W - 8}" y="${num(y + groupH / 2 + 4)}" text-anchor="end"${
-        g.strong === true ? " font-weight=\"bold\"" : ""
-      }>${esc(g.label)}</text>`
-    )
-    g.bars.forEach((bar, si) => {
-      const by = y + si * BAR_H
-      if (bar === undefined || !Number.isFinite(bar.value)) {
-        out.push(`<text x="${LABEL_W + 4}" y="${by + BAR_H - 3}" fill="#999">–</text>`)
-        return
-      }
-      const color = chart.series[si]?.color ?? "#4c78a8"
-      const end = x(bar.value)
-      out.push(
-        `<rect x="${LABEL_W}" y="${by + 1}" width="${num(Math.max(1, end - LABEL_W))}" height="${
-          BAR_H - 2
-        }" fill="${color}"/>`
-      )
-      let textX = end
-      if (bar.whisker !== undefined && Number.isFinite(bar.whisker) && bar.whisker > bar.value) {
-        const wx = x(bar.whisker)
-        const my = by + BAR_H / 2
-        out.push(`<line x1="${num(end)}" y1="${my}" x2="${num(wx)}" y2="${my}" stroke="#333"/>`)
-        out.push(`<line x1="${num(wx)}" y1="${my - 4}" x2="${num(wx)}" y2="${my + 4}" stroke="#333"/>`)
-        textX = wx
-      }
-      out.push(
-        `<text x="${num(textX + 4)}" y="${by + BAR_H - 3}" fill="#222">${esc(bar.text ?? num(bar.value))}</text>`
-      )
-    })
+    const labelY = num(y + (g.bars.length * BAR_H) / 2 + 4)
+    const weight = g.strong === true ? " font-weight=\"bold\"" : ""
+    out.push(`<text x="${LABEL_W - 8}" y="${labelY}" text-anchor="end"${weight}>${esc(g.label)}</text>`)
+    g.bars.forEach((b, si) => out.push(...bar(b, y + si * BAR_H, chart.series[si]?.color ?? "#4c78a8", scale.x)))
     y += rowsH[gi]
   })
   for (const l of chart.lines ?? []) {
-    const lxv = x(l.value)
+    const lx = num(scale.x(l.value))
     out.push(
-      `<line x1="${num(lxv)}" y1="${TOP - 6}" x2="${
-        num(lxv)
-      }" y2="${plotBottom}" stroke="${l.color}" stroke-dasharray="4 3" stroke-width="1.5"/>`
+      `<line x1="${lx}" y1="${TOP - 6}" x2="${lx}" y2="${
+        height - 40
+      }" stroke="${l.color}" stroke-dasharray="4 3" stroke-width="1.5"/>`
     )
-    out.push(`<text x="${num(lxv + 3)}" y="${TOP - 9}" fill="${l.color}">${esc(l.label)}</text>`)
+    out.push(`<text x="${num(scale.x(l.value) + 3)}" y="${TOP - 9}" fill="${l.color}">${esc(l.label)}</text>`)
   }
   out.push("</svg>", "")
   return out.join("\n")

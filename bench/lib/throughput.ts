@@ -66,35 +66,47 @@ const countersAgree = (b: Bench, row: Row, direction: "upload" | "download", c: 
     c.bytesToPod >= minTo && c.bytesFromPod >= minFrom
 }
 
+const failedRun = (row: Row, direction: "upload" | "download", rep: number, e: unknown): ThroughputRun => ({
+  row: row.id,
+  rep,
+  direction,
+  ok: false,
+  bytes: 0,
+  ms: Number.NaN,
+  mibps: Number.NaN,
+  crcOk: false,
+  error: errorText(e),
+  countersOk: false
+})
+
+/** Where the load generator connects: a fresh forward of the row's contender, or the pod's service directly. */
+const endpoint = async (b: Bench, row: Row, direction: "upload" | "download") => {
+  if (row.driver === undefined) {
+    const direct = direction === "upload" ? b.hello.sink : b.hello.source
+    return { host: direct.host, port: direct.port, opened: undefined }
+  }
+  const opened = await row.driver.open(targetOf(row, direction))
+  return { host: opened.hosts[0], port: opened.port, opened }
+}
+
 /** One measured transfer through a fresh forward. */
 const measure = async (b: Bench, row: Row, direction: "upload" | "download", rep: number): Promise<ThroughputRun> => {
   let opened: Opened | undefined
-  let hostPeak = 0
+  let peak = 0
   const sampler = setInterval(() => {
-    hostPeak = Math.max(hostPeak, process.memoryUsage.rss())
+    peak = Math.max(peak, process.memoryUsage.rss())
   }, 20)
   try {
     await b.server.call("setTransport", row.transport)
     await b.server.call("resetCounters")
-    let host = "127.0.0.1"
-    let port: number
-    if (row.driver === undefined) {
-      const direct = direction === "upload" ? b.hello.sink : b.hello.source
-      host = direct.host
-      port = direct.port
-    } else {
-      opened = await row.driver.open(targetOf(row, direction))
-      port = opened.port
-    }
+    const to = await endpoint(b, row, direction)
+    opened = to.opened
     const kubectlPid = kubectlPidOf(b, row, opened)
-    hostPeak = process.memoryUsage.rss()
-    const hostBase = hostPeak
+    peak = process.memoryUsage.rss()
+    const base = peak
     const cpu = cpuReader(b, kubectlPid)
-    const t = await b.loadgen.call<Transfer>(row.tkSource === true ? "stream" : direction, {
-      host,
-      port,
-      bytes: b.settings.bytes
-    })
+    const op = row.tkSource === true ? "stream" : direction
+    const t = await b.loadgen.call<Transfer>(op, { host: to.host, port: to.port, bytes: b.settings.bytes })
     const cpuUsed = cpu()
     const hwm = kubectlPid === undefined ? undefined : treeMemory(kubectlPid).hwmKiB
     const counters = await b.server.call<Counters>("counters")
@@ -115,7 +127,7 @@ const measure = async (b: Bench, row: Row, direction: "upload" | "download", rep
       bytesFromPod: counters.bytesFromPod,
       cpu: cpuUsed,
       ...(hwm === undefined ? {} : { kubectlHwmKiB: hwm }),
-      ...(row.driver?.carrier === "in-process" ? { hostRssPeakKiB: Math.round((hostPeak - hostBase) / 1024) } : {})
+      ...(row.driver?.carrier === "in-process" ? { hostRssPeakKiB: Math.round((peak - base) / 1024) } : {})
     }
     if (!run.ok) {
       b.errors.push(
@@ -128,18 +140,7 @@ const measure = async (b: Bench, row: Row, direction: "upload" | "download", rep
     return run
   } catch (e) {
     b.errors.push(`throughput ${row.id} ${direction} rep ${rep}: ${errorText(e)}`)
-    return {
-      row: row.id,
-      rep,
-      direction,
-      ok: false,
-      bytes: 0,
-      ms: Number.NaN,
-      mibps: Number.NaN,
-      crcOk: false,
-      error: errorText(e),
-      countersOk: false
-    }
+    return failedRun(row, direction, rep, e)
   } finally {
     clearInterval(sampler)
     if (opened !== undefined) {
