@@ -4,9 +4,12 @@
  * inclusive time of the interesting functions, per forward. Not part of `npm run bench`; run it
  * by hand when looking at the library's overhead:
  *
- *   npx node --conditions=source bench/profile.ts [N=100] [--out profile.cpuprofile]
+ *   npx node --conditions=source bench/profile.ts [N=100] [--native websocket|spdy] [--out profile.cpuprofile]
+ *
+ * `--native` profiles the native carrier (`NativeForwarder.layer`) instead of the kubectl one.
  */
 import { PortForward } from "@kube-forward/core"
+import { NativeForwarder } from "@kube-forward/native"
 import * as KubectlBinaries from "@kube-forward/testkit/KubectlBinaries"
 import { Effect, Exit, ManagedRuntime, Scope } from "effect"
 import * as Fs from "node:fs"
@@ -35,15 +38,24 @@ const here = Path.dirname(fileURLToPath(import.meta.url))
 const n = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 100)
 const outIndex = process.argv.indexOf("--out")
 const out = outIndex === -1 ? undefined : process.argv[outIndex + 1]
+const nativeIndex = process.argv.indexOf("--native")
+const nativeTransport = nativeIndex === -1 ? undefined : (process.argv[nativeIndex + 1] ?? "websocket") as
+  | "websocket"
+  | "spdy"
 
 const kubectl = await Effect.runPromise(KubectlBinaries.find("1.33"))
 const server = await startHelper(Path.join(here, "server.ts"), ["--bytes", "1024"], ["--conditions=source"])
 const hello = server.hello as { readonly kubeconfigPath: string; readonly cacheDir: string }
-const runtime = ManagedRuntime.make(PortForward.layer({
-  binary: kubectl.path,
-  kubeconfig: hello.kubeconfigPath,
-  env: { KUBECACHEDIR: hello.cacheDir }
-}))
+if (nativeTransport === "spdy") await server.call("setTransport", "spdy-only")
+const runtime = ManagedRuntime.make(
+  nativeTransport === undefined
+    ? PortForward.layer({
+      binary: kubectl.path,
+      kubeconfig: hello.kubeconfigPath,
+      env: { KUBECACHEDIR: hello.cacheDir }
+    })
+    : NativeForwarder.layer({ kubeconfig: hello.kubeconfigPath, transport: nativeTransport })
+)
 const cycle = async () => {
   const scope = await runtime.runPromise(Effect.gen(function*() {
     const scope = yield* Scope.make()
@@ -61,8 +73,11 @@ try {
   await session.post("Profiler.setSamplingInterval", { interval: 100 })
   await session.post("Profiler.start")
   const cpu0 = process.cpuUsage()
+  let wall = 0
   for (let i = 0; i < n; i++) {
+    const t0 = performance.now()
     await cycle()
+    wall += performance.now() - t0
     await sleep(5)
   }
   const cpu = process.cpuUsage(cpu0)
@@ -79,7 +94,8 @@ try {
     if (frame.url === "") return frame.functionName || "(native)"
     const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(frame.url)
     if (pkg !== null) return pkg[1]
-    if (frame.url.includes("/packages/core/")) return `kube-forward ${frame.url.slice(frame.url.indexOf("/src/") + 5)}`
+    const own = /\/packages\/(core|native|protocol)\/src\/(.*)$/.exec(frame.url)
+    if (own !== null) return `kube-forward ${own[1]}/${own[2]}`
     if (frame.url.startsWith("node:")) return frame.url
     return frame.url.split("/").slice(-2).join("/")
   }
@@ -101,12 +117,16 @@ try {
     }
   }
   const per = (us: number) => (us / 1000 / n).toFixed(3).padStart(8)
-  console.log(`${n} × (make + close): process CPU ${((cpu.user + cpu.system) / 1000 / n).toFixed(2)} ms per forward`)
+  console.log(
+    `${n} × (make + close) on ${
+      nativeTransport === undefined ? "kubectl" : `native (${nativeTransport})`
+    }: process CPU ${((cpu.user + cpu.system) / 1000 / n).toFixed(2)} ms, wall ${(wall / n).toFixed(2)} ms per forward`
+  )
   console.log("\nself time per forward (ms), by package:")
   for (const [b, t] of [...self].sort((a, c) => c[1] - a[1]).slice(0, 20)) console.log(per(t), b)
   console.log("\ninclusive time per forward (ms), selected functions:")
   const interesting =
-    /execa|spawn|normalizeOptions|handleStdio|signal-exit|cleanupOnExit|guard|release|probe|reapGroup|isGroupAlive|decode|runAttempt|kill/i
+    /execa|spawn|normalizeOptions|handleStdio|signal-exit|cleanupOnExit|guard|release|probe|reapGroup|isGroupAlive|decode|runAttempt|kill|upgrade|resolve|getJson|applyToHTTPSOptions|request|check|bind|listen|verify|Session/i
   for (const [k, t] of [...inclusive].filter(([k]) => interesting.test(k)).sort((a, c) => c[1] - a[1]).slice(0, 25)) {
     console.log(per(t), k)
   }

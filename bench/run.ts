@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick]`: runs bench/main.ts in a child Node process (with `--conditions=source`
  * and `--expose-gc`), then — after that process has exited — checks that everything it started is
- * gone: the fake cluster and load generator processes, kube-forward's watchdog, every
+ * gone: the fake cluster, load generator and host processes, kube-forward's watchdogs, every
  * `kubectl port-forward` pointed at the bench cluster, and the cluster's temp directory. Anything left is reported (and killed), the
  * result is appended to RESULTS.md / results.json, and the exit code is non-zero.
  */
@@ -12,7 +12,8 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { sleep } from "./lib/proc.ts"
-import { POST_EXIT_MARKER, postExitLine } from "./lib/report.ts"
+import { POST_EXIT, postExitLine } from "./lib/report.ts"
+import { fill } from "./lib/template.ts"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
 const stateDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "kube-forward-bench-"))
@@ -93,10 +94,7 @@ if (state !== undefined && left.length > 0) {
 
 if (state?.resultsMd !== undefined && Fs.existsSync(state.resultsMd)) {
   const md = Fs.readFileSync(state.resultsMd, "utf8")
-  const at = md.indexOf(POST_EXIT_MARKER)
-  if (at !== -1) {
-    Fs.writeFileSync(state.resultsMd, md.slice(0, at) + POST_EXIT_MARKER + "\n" + postExitLine(ok, detail))
-  }
+  Fs.writeFileSync(state.resultsMd, fill(md, { [POST_EXIT]: postExitLine(ok, detail) }).text)
 }
 if (state?.resultsJson !== undefined && Fs.existsSync(state.resultsJson)) {
   const json = JSON.parse(Fs.readFileSync(state.resultsJson, "utf8")) as Record<string, unknown>

@@ -5,8 +5,10 @@
  *
  * Pods:
  * - `echo` port 7: testkit `Backend.echo()` (time-to-ready round trips, memory, scale);
- * - `sink` port 9001 and `source` port 9002: this file's data servers (lib/protocol.ts), behind
- *   `Backend.address`, so the bench can also reach them directly for the loopback baseline;
+ * - `sink` port 9001 and `source` port 9002: this file's data servers (lib/protocol.ts; each takes
+ *   uploads and downloads, so many connections of both kinds can go through one forward), behind
+ *   `Backend.address`, so the bench can also reach them directly for the loopback baseline (and
+ *   a plain echo server, the echo pod's service without a forward);
  * - `tk-source` port 9003: testkit `Backend.source({ bytes })`, to show what the testkit's own
  *   source backend costs.
  *
@@ -39,7 +41,7 @@ const stats = { uploads: 0, uploadFailures: 0, downloads: 0, uploadBytes: 0, dow
 /** Reads the 16-byte request header, then hands every following chunk to `body`. */
 const withHeader = (
   socket: Net.Socket,
-  onHeader: (magic: number, length: number) => void,
+  onHeader: (magic: number, length: number, value: number) => void,
   body: (chunk: Buffer) => void
 ) => {
   let pending: Buffer | undefined = Buffer.alloc(0)
@@ -50,7 +52,7 @@ const withHeader = (
       const h = decodeHeader(pending.subarray(0, HEADER_BYTES))
       const rest = pending.subarray(HEADER_BYTES)
       pending = undefined
-      onHeader(h.magic, h.length)
+      onHeader(h.magic, h.length, h.value)
       if (rest.length > 0) body(rest)
       return
     }
@@ -66,9 +68,8 @@ const track = (socket: Net.Socket) => {
   socket.on("error", () => socket.destroy())
 }
 
-const sinkServer = Net.createServer((socket) => {
-  track(socket)
-  let expected = -1
+/** Counts and checksums an upload of `length` bytes; acknowledges with the count and CRC-32. */
+const sink = (socket: Net.Socket, length: number): (chunk: Buffer) => void => {
   let count = 0
   let crc = 0
   let done = false
@@ -76,51 +77,64 @@ const sinkServer = Net.createServer((socket) => {
     done = true
     socket.write(encodeHeader(magic, crc, count))
   }
-  withHeader(socket, (magic, length) => {
-    if (magic !== UPLOAD) return finish(FAIL)
-    expected = length
-    if (expected === 0) finish(DONE)
-  }, (chunk) => {
+  if (length === 0) finish(DONE)
+  return (chunk) => {
     if (done) return
     count += chunk.length
     crc = crc32(chunk, crc)
-    if (count > expected) {
+    if (count > length) {
       stats.uploadFailures++
       finish(FAIL)
-    } else if (count === expected) {
+    } else if (count === length) {
       stats.uploads++
       stats.uploadBytes += count
       finish(DONE)
     }
-  })
-})
+  }
+}
 
-const sourceServer = Net.createServer((socket) => {
-  track(socket)
-  let closed = false
-  socket.on("close", () => {
-    closed = true
+/** Sends `length` bytes of the reference stream from `offset`, with backpressure. */
+const source = (socket: Net.Socket, offset: number, length: number, closed: () => boolean) => {
+  let sent = 0
+  const pump = () => {
+    while (!closed() && sent < length) {
+      const n = Math.min(CHUNK, length - sent)
+      const ok = socket.write(reference.subarray(offset + sent, offset + sent + n))
+      sent += n
+      if (!ok) return void socket.once("drain", pump)
+    }
+    if (sent >= length) {
+      stats.downloads++
+      stats.downloadBytes += sent
+    }
+  }
+  pump()
+}
+
+/** The data pods' server: an upload (`UPLD`) or a download (`DNLD`) per connection, as its header says. */
+const dataServer = () =>
+  Net.createServer((socket) => {
+    track(socket)
+    let closed = false
+    socket.on("close", () => {
+      closed = true
+    })
+    let body: (chunk: Buffer) => void = () => {}
+    withHeader(socket, (magic, length, value) => {
+      if (magic === UPLOAD) body = sink(socket, length)
+      else if (magic === DOWNLOAD && value + length <= reference.length) source(socket, value, length, () => closed)
+      else if (magic === DOWNLOAD) socket.destroy()
+      else socket.write(encodeHeader(FAIL, 0, 0))
+    }, (chunk) => body(chunk))
   })
-  withHeader(socket, (magic, length) => {
-    if (magic !== DOWNLOAD || length > reference.length) {
-      socket.destroy()
-      return
-    }
-    let sent = 0
-    const pump = () => {
-      while (!closed && sent < length) {
-        const n = Math.min(CHUNK, length - sent)
-        const ok = socket.write(reference.subarray(sent, sent + n))
-        sent += n
-        if (!ok) return void socket.once("drain", pump)
-      }
-      if (sent >= length) {
-        stats.downloads++
-        stats.downloadBytes += sent
-      }
-    }
-    pump()
-  }, () => {})
+
+const sinkServer = dataServer()
+const sourceServer = dataServer()
+
+/** The echo pod's service reached without a forward (the direct-loopback contender). */
+const echoServer = Net.createServer((socket) => {
+  track(socket)
+  socket.pipe(socket)
 })
 
 const listen = (server: Net.Server): Promise<number> =>
@@ -131,6 +145,7 @@ const listen = (server: Net.Server): Promise<number> =>
 
 const sinkPort = await listen(sinkServer)
 const sourcePort = await listen(sourceServer)
+const echoPort = await listen(echoServer)
 
 // ---------------------------------------------------------------------------------------------
 // the fake cluster
@@ -171,6 +186,7 @@ serve(
     cacheDir: cluster.cacheDir,
     sink: { host: "127.0.0.1", port: sinkPort },
     source: { host: "127.0.0.1", port: sourcePort },
+    echo: { host: "127.0.0.1", port: echoPort },
     patternBytes: maxBytes,
     patternMs
   },
@@ -183,7 +199,7 @@ serve(
   },
   async () => {
     for (const socket of sockets) socket.destroy()
-    await Promise.all([closeServer(sinkServer), closeServer(sourceServer)])
+    await Promise.all([closeServer(sinkServer), closeServer(sourceServer), closeServer(echoServer)])
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }
 )

@@ -69,3 +69,31 @@ export const cpuMsOf = (pid: number): number | undefined => {
     return undefined
   }
 }
+
+/**
+ * CPU time of every thread of a live process so far, in ms (the sum of /proc/PID/task/TID/schedstat:
+ * nanosecond resolution; a Go or Node process does much of its work off its main thread). Threads
+ * that already exited are not counted; `undefined` when the process is gone.
+ */
+export const processCpuMs = (pid: number): number | undefined => {
+  try {
+    let ns = 0
+    for (const tid of Fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(Fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "latin1").split(" ")[0])
+      } catch {
+        // that thread just exited
+      }
+    }
+    return ns / 1e6
+  } catch {
+    return undefined
+  }
+}
+
+/** {@link processCpuMs} of a process and its descendants (a kubectl that is a wrapper counts with its child). */
+export const treeCpuMs = (pid: number): number | undefined => {
+  const own = processCpuMs(pid)
+  if (own === undefined) return undefined
+  return Processes.descendants(pid).reduce((sum, p) => sum + (processCpuMs(p) ?? 0), own)
+}

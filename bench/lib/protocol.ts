@@ -4,10 +4,11 @@
  * forwarder closes its WebSocket when the local socket ends), and the sink acknowledges, so an
  * upload is timed until the pod really has every byte, not until the local socket buffer took it.
  *
- * Request (client → pod), 16 bytes: magic (u32 BE) | 0 (u32) | length N (u64 BE)
+ * Request (client → pod), 16 bytes: magic (u32 BE) | value (u32 BE) | length N (u64 BE)
  * - `UPLD` to the sink: N payload bytes follow; the sink answers with a 16-byte ack once it has
  *   counted N: `DONE` | crc32 of the payload (u32 BE) | count (u64 BE).
- * - `DNLD` to the source: the source sends the first N bytes of the reference stream.
+ * - `DNLD` to the source: the source sends N bytes of the reference stream from offset `value`
+ *   (the u32 after the magic), so that concurrent downloads each get bytes of their own.
  */
 import { crc32 } from "node:zlib"
 
