@@ -22,6 +22,11 @@ const harness = (options: { readonly pingIntervalMs?: number; readonly pingTimeo
       written.push(...decoder.push(Buffer.from(bytes)))
       return state.writable
     },
+    writeData: (head, payload) => {
+      written.push(...decoder.push(Buffer.concat([head, payload])))
+      return state.writable
+    },
+    batch: (writes) => writes(),
     pause: () => void (state.paused = true),
     resume: () => void (state.paused = false),
     end: () => void (state.ended = true),

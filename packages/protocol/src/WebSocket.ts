@@ -357,7 +357,7 @@ export interface EncodeOptions {
  * @since 0.1.0
  */
 export const encodeFrame = (opcode: number, payload: Uint8Array, options: EncodeOptions = {}): Buffer => {
-  const key = options.mask === true ? Crypto.randomBytes(4) : options.mask === false ? undefined : options.mask
+  const key = options.mask === true ? maskingKey() : options.mask === false ? undefined : options.mask
   if (key !== undefined && key.length !== 4) throw new WebSocketError({ message: "a masking key has 4 bytes" })
   const length = payload.length
   const frame = Buffer.allocUnsafe(headerLengthFor(length, key !== undefined) + length)
@@ -372,6 +372,55 @@ export const encodeFrame = (opcode: number, payload: Uint8Array, options: Encode
     frame.set(payload, offset)
   }
   return frame
+}
+
+/** Random bytes for masking keys, drawn from the CSPRNG a pool at a time (one call per 1024 keys). */
+const keyPool = Buffer.allocUnsafe(4096)
+let keyOffset = keyPool.length
+
+/**
+ * A fresh masking key (RFC 6455 §5.3: unpredictable, from a strong source), taken from a pool
+ * that is refilled from the operating system's CSPRNG.
+ *
+ * @category masking
+ * @since 0.1.0
+ */
+export const maskingKey = (): Buffer => {
+  if (keyOffset === keyPool.length) {
+    Crypto.randomFillSync(keyPool)
+    keyOffset = 0
+  }
+  const key = Buffer.from(keyPool.subarray(keyOffset, keyOffset + 4))
+  keyOffset += 4
+  return key
+}
+
+/**
+ * One masked (client) frame as two parts to write one after the other, without copying
+ * `payload`: a small buffer with the header, the key and the masked `prefix`, and `payload`
+ * itself, masked IN PLACE — the caller gives it up (for buffers nothing else keeps, such as a
+ * socket's reads). The same bytes as {@link encodeFrame} with `mask` of `prefix ++ payload`.
+ *
+ * @category encoding
+ * @since 0.1.0
+ */
+export const encodeMaskedParts = (
+  opcode: number,
+  prefix: Uint8Array,
+  payload: Uint8Array,
+  options: { readonly fin?: boolean; readonly mask?: Uint8Array } = {}
+): readonly [Buffer, Uint8Array] => {
+  const key = options.mask ?? maskingKey()
+  if (key.length !== 4) throw new WebSocketError({ message: "a masking key has 4 bytes" })
+  const length = prefix.length + payload.length
+  const head = Buffer.allocUnsafe(headerLengthFor(length, true) + prefix.length)
+  let offset = writeHeader(head, 0, opcode, length, options.fin ?? true, true)
+  head.set(key, offset)
+  offset += 4
+  head.set(prefix, offset)
+  const phase = unmask(head.subarray(offset), key)
+  unmask(payload, key, phase)
+  return [head, payload]
 }
 
 /**

@@ -161,6 +161,26 @@ describe("WebSocket framing", () => {
     }
   })
 
+  it("masked parts (a head with the masked prefix, the payload masked in place) are the bytes of one masked frame", () => {
+    const rng = seeded(0x3a5c)
+    for (
+      const [prefixLength, payloadLength] of [[8, 0], [8, 1], [8, 117], [8, 118], [8, 32 * 1024], [3, 70_000], [0, 5]]
+    ) {
+      const prefix = Crypto.randomBytes(prefixLength)
+      const payload = Crypto.randomBytes(payloadLength)
+      const key = Buffer.from([rng() & 0xff, rng() & 0xff, rng() & 0xff, rng() & 0xff])
+      const whole = Ws.encodeFrame(Ws.Opcode.Binary, Buffer.concat([prefix, payload]), { mask: key })
+      const [head, masked] = Ws.encodeMaskedParts(Ws.Opcode.Binary, prefix, Buffer.from(payload), { mask: key })
+      assert.strictEqual(
+        Buffer.concat([head, masked]).toString("hex"),
+        whole.toString("hex"),
+        `${prefixLength}+${payloadLength}`
+      )
+    }
+    const keys = new Set(Array.from({ length: 2000 }, () => Ws.maskingKey().toString("hex")))
+    assert.isAbove(keys.size, 1990, "masking keys do not repeat (beyond chance)")
+  })
+
   it("a frame head plus its payload is the whole frame", () => {
     for (const n of [0, 1, 100, 124, 125, 126, 1000, 65534, 65535, 65536, 70_000]) {
       const prefix = Crypto.randomBytes(8)

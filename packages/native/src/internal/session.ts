@@ -288,8 +288,12 @@ export class Session {
   // ------------------------------------------------------------------------------------------
   // writing
 
-  /** @internal DATA frames for `pair`, as far as the windows allow. */
+  /** @internal DATA frames for `pair`, as far as the windows allow, in one write to the transport. */
   sendData(pair: Pair, bytes: Buffer): boolean {
+    return this.transport.batch(() => this.sendFrames(pair, bytes))
+  }
+
+  private sendFrames(pair: Pair, bytes: Buffer): boolean {
     let offset = 0
     let writable = true
     while (offset < bytes.length) {
@@ -304,7 +308,10 @@ export class Session {
         pair.window -= size
         this.sessionWindow -= size
       }
-      writable = this.transport.write(Spdy.encodeDataFrame(pair.dataId, bytes.subarray(offset, offset + size)))
+      writable = this.transport.writeData(
+        Spdy.encodeDataHeader(pair.dataId, size, false),
+        bytes.subarray(offset, offset + size)
+      )
       offset += size
     }
     return writable

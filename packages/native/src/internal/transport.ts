@@ -14,6 +14,13 @@ export interface Transport {
   readonly kind: "spdy" | "tunnel"
   /** Writes SPDY bytes; `false` when the socket's buffer is full (wait for `onDrain`). */
   readonly write: (bytes: Uint8Array) => boolean
+  /**
+   * Writes a DATA frame's head and payload without copying the payload; the payload may be
+   * changed in place (the tunnel masks it), so the caller gives it up.
+   */
+  readonly writeData: (head: Buffer, payload: Buffer) => boolean
+  /** Runs `writes` with the socket corked: everything they write leaves in one writev. */
+  readonly batch: <A>(writes: () => A) => A
   /** Stops reading (backpressure towards the API server) and starts again. */
   readonly pause: () => void
   readonly resume: () => void
@@ -46,6 +53,15 @@ const watchSocket = (socket: Net.Socket, events: TransportEvents, describe: (err
   socket.on("close", () => close("the connection to the API server closed"))
 }
 
+const corked = <A>(socket: Net.Socket, writes: () => A): A => {
+  socket.cork()
+  try {
+    return writes()
+  } finally {
+    socket.uncork()
+  }
+}
+
 /** SPDY straight on the upgraded socket; `head` is what arrived with the 101. */
 export const socketTransport = (socket: Net.Socket, head: Buffer, events: TransportEvents): Transport => {
   socket.setNoDelay(true)
@@ -55,6 +71,11 @@ export const socketTransport = (socket: Net.Socket, head: Buffer, events: Transp
   return {
     kind: "spdy",
     write: (bytes) => socket.write(bytes),
+    writeData: (head, payload) => {
+      socket.write(head)
+      return socket.write(payload)
+    },
+    batch: (writes) => corked(socket, writes),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
     end: () => socket.end(),
@@ -96,6 +117,13 @@ export const tunnelTransport = (socket: Net.Socket, head: Buffer, events: Transp
   return {
     kind: "tunnel",
     write: (bytes) => socket.write(WebSocket.encodeFrame(WebSocket.Opcode.Binary, bytes, { mask: true })),
+    writeData: (head, payload) => {
+      // one message: the SPDY head masked into the frame's head, the payload masked in place
+      const [frameHead, masked] = WebSocket.encodeMaskedParts(WebSocket.Opcode.Binary, head, payload)
+      socket.write(frameHead)
+      return socket.write(masked)
+    },
+    batch: (writes) => corked(socket, writes),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
     end: () => {
