@@ -34,9 +34,20 @@ export const failedPair = (events: PairEvents, reason: string): PairHandle => {
 export const carry = (socket: Net.Socket, open: Opener, onFail: (reason: string) => void): void => {
   socket.setNoDelay(true)
   socket.on("error", () => {})
+  // the frames of one read of the session leave in one writev: corked until the read is done
+  let corked = false
+  const uncork = () => {
+    corked = false
+    socket.uncork()
+  }
   const pair = open({
     onReady: () => socket.resume(),
     onData: (bytes) => {
+      if (!corked) {
+        corked = true
+        socket.cork()
+        queueMicrotask(uncork)
+      }
       socket.write(bytes)
       return socket.writableLength < HIGH_WATER
     },
