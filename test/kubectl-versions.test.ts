@@ -12,9 +12,9 @@
  */
 import { assert, describe, it, layer } from "@effect/vitest"
 import { PortForward } from "@kube-forward/core"
-import { Backend, KubectlBinaries, Processes } from "@kube-forward/testkit"
+import { Backend, KubectlBinaries, Processes, TcpClient } from "@kube-forward/testkit"
 import { Effect, Fiber, Schedule, Stream } from "effect"
-import { Cluster, clusterLayer, freePort, leakFree, roundTrip } from "./support/index.ts"
+import { Cluster, clusterLayer, freePort, leakFree } from "./support/index.ts"
 
 /** Every kubectl found, one per minor version, at collection time. */
 const binaries = await Effect.runPromise(KubectlBinaries.findAll)
@@ -82,7 +82,7 @@ describe("the library on each kubectl", { concurrent: true }, () => {
             const port = yield* freePort
             const fwd = yield* PortForward.make({ target: "pod/web", ports: [{ local: port, remote: 7000 }] })
             assert.strictEqual(fwd.localPort, port)
-            assert.strictEqual((yield* roundTrip(port, "fixed")).toString(), "fixed")
+            assert.strictEqual((yield* TcpClient.roundTrip(port, "fixed")).toString(), "fixed")
           })), inOrder)
 
         it.effect("ready on a dynamic local port; bytes reach the pod", () =>
@@ -91,7 +91,7 @@ describe("the library on each kubectl", { concurrent: true }, () => {
             const fwd = yield* PortForward.make({ target: "pod/web", ports: [7000] })
             assert.isFalse(yield* Processes.canBind(fwd.localPort), "kubectl listens on the port it reported")
             const before = (yield* t.cluster.counters).bytesToPod
-            assert.strictEqual((yield* roundTrip(fwd.localPort, "dynamic")).toString(), "dynamic")
+            assert.strictEqual((yield* TcpClient.roundTrip(fwd.localPort, "dynamic")).toString(), "dynamic")
             assert.strictEqual((yield* t.cluster.counters).bytesToPod - before, "dynamic".length)
           })), inOrder)
 
@@ -146,7 +146,7 @@ describe("the library on each kubectl", { concurrent: true }, () => {
               assert.include(lost.reason, "lost connection to pod")
               assert.isFalse(yield* plain.isOpen)
               assert.deepStrictEqual(yield* Fiber.join(states), ["Ready", "Reconnecting", "Ready"])
-              assert.strictEqual((yield* roundTrip(healing.localPort, "again")).toString(), "again")
+              assert.strictEqual((yield* TcpClient.roundTrip(healing.localPort, "again")).toString(), "again")
               assert.strictEqual(t.leftovers().length, 1, "only the reconnected kubectl runs")
             })),
           inOrder

@@ -9,7 +9,7 @@
 import { assert, layer } from "@effect/vitest"
 import { K8s, PortAllocator, PortForward } from "@kube-forward/core"
 import { NativeForwarder } from "@kube-forward/native"
-import { Backend, type FakeCluster, Processes } from "@kube-forward/testkit"
+import { Backend, type FakeCluster, Processes, TcpClient } from "@kube-forward/testkit"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -24,8 +24,7 @@ import {
   httpGet,
   leakFree,
   listeningAddresses,
-  occupy,
-  roundTrip
+  occupy
 } from "./support/index.ts"
 
 const closedPort = 1 // nothing listens on port 1: a backend there refuses like a dead container
@@ -98,7 +97,7 @@ const suite = (backend: BackendName) =>
           const fwd = yield* PortForward.make({ target: "pod/web", ports: [{ local: port, remote: 9000 }] })
           assert.strictEqual(fwd.localPort, port)
           assert.isTrue(yield* fwd.isOpen)
-          const echoed = yield* roundTrip(port, "hello through the pod")
+          const echoed = yield* TcpClient.roundTrip(port, "hello through the pod")
           assert.strictEqual(echoed.toString(), "hello through the pod")
           assert.isFalse(yield* Processes.canBind(port))
           yield* fwd.close
@@ -124,7 +123,7 @@ const suite = (backend: BackendName) =>
           const dynamic = yield* k8s.pod("web").portForwardDynamic(80)
           assert.strictEqual(fixed.localPort, port)
           assert.notStrictEqual(dynamic.localPort, port)
-          assert.strictEqual((yield* roundTrip(fixed.localPort, "x")).toString(), "x")
+          assert.strictEqual((yield* TcpClient.roundTrip(fixed.localPort, "x")).toString(), "x")
           assert.strictEqual((yield* httpGet(dynamic.localPort, "/health")).status, 200)
           yield* fixed.close
           assert.isFalse(yield* fixed.isOpen)
@@ -139,7 +138,7 @@ const suite = (backend: BackendName) =>
             { concurrency: "unbounded" }
           )
           assert.strictEqual(new Set(forwards.map((f) => f.localPort)).size, 3)
-          const replies = yield* Effect.forEach(forwards, (f, i) => roundTrip(f.localPort, `to ${i}`), {
+          const replies = yield* Effect.forEach(forwards, (f, i) => TcpClient.roundTrip(f.localPort, `to ${i}`), {
             concurrency: "unbounded"
           })
           assert.deepStrictEqual(replies.map(String), ["to 0", "to 1", "to 2"])
@@ -152,7 +151,7 @@ const suite = (backend: BackendName) =>
           const fwd = yield* PortForward.make({ target: "pod/multi", ports: ["http", { remote: 9090 }] })
           assert.strictEqual(fwd.ports.length, 2)
           assert.strictEqual((yield* httpGet(fwd.ports[0].local, "/health")).status, 200)
-          assert.strictEqual((yield* roundTrip(fwd.ports[1].local, "metrics?")).toString(), "metrics?")
+          assert.strictEqual((yield* TcpClient.roundTrip(fwd.ports[1].local, "metrics?")).toString(), "metrics?")
           assert.strictEqual(sessionsAccepted(yield* t.cluster.counters) - sessions, 1, "one upgrade for both ports")
           if (backend === "kubectl") assert.strictEqual(t.leftovers().length, 1, "one kubectl process for both ports")
           else assert.strictEqual(childProcessesStarted() - processes, 0, "no process at all")
@@ -166,7 +165,7 @@ const suite = (backend: BackendName) =>
           ], { concurrency: 2 })
           assert.strictEqual((yield* httpGet(prod.localPort, "/health")).status, 200)
           // the two pods differ (HTTP in default, echo in staging): each answer proves which one was reached
-          assert.strictEqual((yield* roundTrip(staging.localPort, "staging echo")).toString(), "staging echo")
+          assert.strictEqual((yield* TcpClient.roundTrip(staging.localPort, "staging echo")).toString(), "staging echo")
         })))
 
       it.effect("svc/, deployment/ and statefulset/ targets resolve to a pod", () =>
@@ -196,7 +195,7 @@ const suite = (backend: BackendName) =>
             kubeconfig: t.cluster.kubeconfigPath,
             context: "fake"
           }).pipe(Effect.provide(bare))
-          assert.strictEqual((yield* roundTrip(fwd.localPort, "own kubeconfig")).toString(), "own kubeconfig")
+          assert.strictEqual((yield* TcpClient.roundTrip(fwd.localPort, "own kubeconfig")).toString(), "own kubeconfig")
           const error = yield* PortForward.make({
             target: "pod/web",
             ports: [9000],
@@ -230,8 +229,8 @@ const suite = (backend: BackendName) =>
           assert.deepStrictEqual(listeningAddresses(fwd.localPort), ["127.0.0.1"])
           const both = yield* PortForward.make({ target: "pod/web", ports: [9000], address: "localhost" })
           assert.sameMembers(listeningAddresses(both.localPort), ["127.0.0.1", "::1"])
-          assert.strictEqual((yield* roundTrip(both.localPort, "v4", "127.0.0.1")).toString(), "v4")
-          assert.strictEqual((yield* roundTrip(both.localPort, "v6", "::1")).toString(), "v6")
+          assert.strictEqual((yield* TcpClient.roundTrip(both.localPort, "v4", "127.0.0.1")).toString(), "v4")
+          assert.strictEqual((yield* TcpClient.roundTrip(both.localPort, "v6", "::1")).toString(), "v6")
         })))
 
       it.effect("PortInUse for a taken fixed port, before anything is started or asked of the cluster", () =>

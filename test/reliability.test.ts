@@ -8,7 +8,7 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Forwarder, type ForwardSpec, PortAllocator, PortForward } from "@kube-forward/core"
 import { NativeForwarder } from "@kube-forward/native"
-import { Backend, Child, type FakeCluster, Processes } from "@kube-forward/testkit"
+import { Backend, Child, type FakeCluster, Processes, TcpClient } from "@kube-forward/testkit"
 import { Duration, Effect, Exit, Fiber, Layer, Random, Schedule, Scope, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as Path from "node:path"
@@ -21,7 +21,6 @@ import {
   defaultKubectl,
   kubectlWrapper,
   leakFree,
-  roundTrip,
   type TestCluster,
   testCluster
 } from "./support/index.ts"
@@ -104,7 +103,7 @@ const reconnection = (backend: BackendName) =>
           const t = yield* Cluster
           const sessions = sessionsAccepted(yield* t.cluster.counters)
           const fwd = yield* PortForward.make({ target: "pod/restart-me", ports: [7000], reconnect })
-          assert.strictEqual((yield* roundTrip(fwd.localPort, "before")).toString(), "before")
+          assert.strictEqual((yield* TcpClient.roundTrip(fwd.localPort, "before")).toString(), "before")
           const states = yield* fwd.status.pipe(
             Stream.map((s) => s._tag),
             Stream.changes,
@@ -115,7 +114,7 @@ const reconnection = (backend: BackendName) =>
           yield* t.cluster.restartPod("default", "restart-me", { downFor: "400 millis" })
           assert.deepStrictEqual(yield* Fiber.join(states), ["Ready", "Reconnecting", "Ready"])
           for (let i = 0; i < 10; i++) {
-            assert.strictEqual((yield* roundTrip(fwd.localPort, `after ${i}`)).toString(), `after ${i}`)
+            assert.strictEqual((yield* TcpClient.roundTrip(fwd.localPort, `after ${i}`)).toString(), `after ${i}`)
           }
           assert.isTrue(yield* fwd.isOpen)
           assert.strictEqual(sessionsAccepted(yield* t.cluster.counters) - sessions, 2, "one session, then one more")
@@ -135,7 +134,7 @@ const reconnection = (backend: BackendName) =>
           yield* Fiber.join(reconnecting)
           yield* t.cluster.addPod(echoPod("delete-me"))
           yield* PortForward.awaitOpen(fwd)
-          assert.strictEqual((yield* roundTrip(fwd.localPort, "recreated")).toString(), "recreated")
+          assert.strictEqual((yield* TcpClient.roundTrip(fwd.localPort, "recreated")).toString(), "recreated")
         })))
 
       it.effect("a service target picks a pod again after its pod is replaced", () =>
@@ -150,7 +149,7 @@ const reconnection = (backend: BackendName) =>
           yield* t.cluster.addPod(echoPod("svc-pod-2"))
           yield* PortForward.awaitOpen(fwd)
           const before = (yield* t.cluster.counters).bytesToPod
-          assert.strictEqual((yield* roundTrip(fwd.localPort, "new pod")).toString(), "new pod")
+          assert.strictEqual((yield* TcpClient.roundTrip(fwd.localPort, "new pod")).toString(), "new pod")
           assert.isAbove((yield* t.cluster.counters).bytesToPod, before)
         })))
 
@@ -180,7 +179,7 @@ const reconnection = (backend: BackendName) =>
           yield* Fiber.join(reconnecting)
           yield* PortForward.awaitOpen(fwd)
           if (pid !== undefined) assert.isFalse(Processes.isAlive(pid))
-          assert.strictEqual((yield* roundTrip(fwd.localPort, "again")).toString(), "again")
+          assert.strictEqual((yield* TcpClient.roundTrip(fwd.localPort, "again")).toString(), "again")
         })))
 
       it.effect("the API server drops every connection: lost without reconnect, back with it", () =>
@@ -197,7 +196,7 @@ const reconnection = (backend: BackendName) =>
           assert.include(lost.reason, "lost connection to pod")
           yield* Fiber.join(reconnecting)
           yield* PortForward.awaitOpen(healing)
-          assert.strictEqual((yield* roundTrip(healing.localPort, "healed")).toString(), "healed")
+          assert.strictEqual((yield* TcpClient.roundTrip(healing.localPort, "healed")).toString(), "healed")
         })))
 
       it.effect("upgrades refused: a typed error at start; reconnect waits until they are accepted again", () =>
@@ -219,7 +218,7 @@ const reconnection = (backend: BackendName) =>
           assert.isFalse(yield* fwd.isOpen)
           yield* t.cluster.setUpgradeFault(undefined)
           yield* PortForward.awaitOpen(fwd)
-          assert.strictEqual((yield* roundTrip(fwd.localPort, "accepted")).toString(), "accepted")
+          assert.strictEqual((yield* TcpClient.roundTrip(fwd.localPort, "accepted")).toString(), "accepted")
         })))
 
       it.effect("keepalive notices a forward that no longer carries bytes, and reconnect recovers it", () =>
@@ -244,7 +243,7 @@ const reconnection = (backend: BackendName) =>
             yield* Fiber.join(reconnecting)
             blackhole = false
             yield* PortForward.awaitOpen(healing)
-            assert.strictEqual((yield* roundTrip(healing.localPort, "alive")).toString(), "alive")
+            assert.strictEqual((yield* TcpClient.roundTrip(healing.localPort, "alive")).toString(), "alive")
           }).pipe(Effect.ensuring(Effect.sync(() => (blackhole = false))))
         ))
 
@@ -308,7 +307,7 @@ const noLeaks = (backend: BackendName) =>
               used.add(fwd.localPort)
               reached = true
               ready++
-              yield* roundTrip(fwd.localPort, "x")
+              yield* TcpClient.roundTrip(fwd.localPort, "x")
               return yield* Effect.never
             })).pipe(Effect.forkChild({ startImmediately: true }))
             yield* Effect.sleep(`${delay} millis`)
@@ -348,7 +347,7 @@ const noLeaks = (backend: BackendName) =>
             (port) =>
               Effect.gen(function*() {
                 const payload = Crypto.randomBytes(64 * 1024)
-                const echoed = yield* roundTrip(port, payload)
+                const echoed = yield* TcpClient.roundTrip(port, payload)
                 assert.strictEqual(echoed.length, payload.length)
                 assert.isTrue(echoed.equals(payload), "echoed bytes differ")
                 checked++
@@ -445,7 +444,7 @@ describe("kubectl behind a wrapper", () => {
       )
       const procs = t.leftovers()
       assert.strictEqual(procs.length, 2, `the wrapper and the real kubectl: ${procs.map((p) => p.args).join(" | ")}`)
-      assert.strictEqual((yield* roundTrip(fwd.localPort, "wrapped")).toString(), "wrapped")
+      assert.strictEqual((yield* TcpClient.roundTrip(fwd.localPort, "wrapped")).toString(), "wrapped")
       yield* t.cluster.restartPod("default", "wrapped")
       yield* awaitStatus(fwd, "Reconnecting")
       yield* PortForward.awaitOpen(fwd)

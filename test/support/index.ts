@@ -221,23 +221,6 @@ export const occupy = (port: number, host = "127.0.0.1"): Effect.Effect<void, ne
       })
   ).pipe(Effect.asVoid)
 
-/** Sends `payload` to `host:port`, half-closes, and returns everything that came back. */
-export const roundTrip = (
-  port: number,
-  payload: Uint8Array | string,
-  host = "127.0.0.1"
-): Effect.Effect<Buffer, Error> =>
-  Effect.callback<Buffer, Error>((resume) => {
-    const chunks: Array<Buffer> = []
-    const socket = Net.connect({ host, port }, () => {
-      socket.end(payload)
-    })
-    socket.on("data", (d) => chunks.push(d))
-    socket.once("end", () => resume(Effect.succeed(Buffer.concat(chunks))))
-    socket.once("error", (e) => resume(Effect.fail(e)))
-    return Effect.sync(() => socket.destroy())
-  })
-
 /** `GET http://host:port/path`: the status and body. */
 export const httpGet = (port: number, path: string, host = "127.0.0.1") =>
   Effect.tryPromise(async () => {

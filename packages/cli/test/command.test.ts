@@ -5,20 +5,11 @@
  * second signal leave behind (nothing: no kubectl, every port free).
  */
 import { assert, layer } from "@effect/vitest"
-import { Processes } from "@kube-forward/testkit"
+import { Processes, TcpClient } from "@kube-forward/testkit"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import {
-  allBindable,
-  Cluster,
-  clusterLayer,
-  echoPod,
-  freePort,
-  kubeForward,
-  readyPorts,
-  roundTrip
-} from "./support/cluster.ts"
+import { allBindable, Cluster, clusterLayer, echoPod, freePort, kubeForward, readyPorts } from "./support/cluster.ts"
 
 const Env = clusterLayer({
   pods: [
@@ -46,7 +37,9 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       assert.strictEqual(ports.length, 3, ready.input)
       assert.strictEqual(ports[0], fixed)
       assert.match(ready.input, / -> 7000, .* -> 7000, .* -> echo \(one\)$/)
-      for (const port of ports) assert.strictEqual(yield* roundTrip(port, `via ${port}`), `via ${port}`)
+      for (const port of ports) {
+        assert.strictEqual(String(yield* TcpClient.roundTrip(port, `via ${port}`)), `via ${port}`)
+      }
       assert.strictEqual(t.leftovers().length, 1, "one kubectl for the three ports")
       yield* child.kill("SIGINT")
       assert.deepStrictEqual(yield* child.awaitExit, { code: 0, signal: null })
@@ -63,7 +56,9 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       yield* child.awaitLine(/^all 1 forward ready$/, "stdout")
       const ports = readyPorts(ready.input)
       assert.strictEqual(ports.length, 2, ready.input)
-      for (const port of ports) assert.strictEqual(yield* roundTrip(port, `native ${port}`), `native ${port}`)
+      for (const port of ports) {
+        assert.strictEqual(String(yield* TcpClient.roundTrip(port, `native ${port}`)), `native ${port}`)
+      }
       assert.deepStrictEqual(t.leftovers(), [], "no kubectl was started")
       yield* child.kill("SIGINT")
       assert.deepStrictEqual(yield* child.awaitExit, { code: 0, signal: null })
@@ -108,7 +103,9 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
         ]]]
       )
       const ports = written.forwards.map((f) => f.ports[0].local)
-      for (const [i, port] of ports.entries()) assert.strictEqual(yield* roundTrip(port, `to ${i}`), `to ${i}`)
+      for (const [i, port] of ports.entries()) {
+        assert.strictEqual(String(yield* TcpClient.roundTrip(port, `to ${i}`)), `to ${i}`)
+      }
       assert.strictEqual(t.leftovers().length, 3)
       yield* child.kill("SIGTERM")
       assert.deepStrictEqual(yield* child.awaitExit, { code: 0, signal: null })
@@ -137,7 +134,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       assert.strictEqual(reconnecting.error.tag, "ForwardLost")
       const again = events().filter((e) => e.state === "Ready").at(-1)!
       assert.strictEqual(again.ports[0].local, port, "back on the same local port")
-      assert.strictEqual(yield* roundTrip(port, "after restart"), "after restart")
+      assert.strictEqual(String(yield* TcpClient.roundTrip(port, "after restart")), "after restart")
       yield* child.kill("SIGINT")
       assert.strictEqual((yield* child.awaitExit).code, 0)
       assert.deepInclude(events().at(-1), { event: "exit", code: 0, reason: "stopped" })

@@ -10,7 +10,7 @@ import { PortForward } from "@kube-forward/core"
 import type { Forwarder } from "@kube-forward/core/Forwarder"
 import type { PortAllocator } from "@kube-forward/core/PortAllocator"
 import { NativeForwarder } from "@kube-forward/native"
-import { Backend, FakeCluster } from "@kube-forward/testkit"
+import { Backend, FakeCluster, TcpClient } from "@kube-forward/testkit"
 import { Effect, Exit, type Layer, Logger, References } from "effect"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
@@ -32,17 +32,6 @@ const options: FakeCluster.Options = {
   pods: [{ name: "web", containers: [{ name: "c", ports: [{ containerPort: 7, backend: Backend.echo() }] }] }]
 }
 
-/** Sends `payload`, half-closes, and returns everything that came back. */
-const roundTrip = (port: number, payload: string) =>
-  Effect.callback<string, Error>((resume) => {
-    const chunks: Array<Buffer> = []
-    const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.end(payload))
-    socket.on("data", (d) => chunks.push(d))
-    socket.once("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString())))
-    socket.once("error", (e) => resume(Effect.fail(e)))
-    return Effect.sync(() => socket.destroy())
-  })
-
 /** A carrier and its port allocator: what `PortForward.make` needs. */
 type Carrier = Layer.Layer<Forwarder | PortAllocator>
 
@@ -57,7 +46,8 @@ const attempt = (carrier: Carrier) =>
       void lines.push(`${entry.logLevel} ${JSON.stringify(entry.message)} ${String(entry.cause)}`)
     )
     const exit = yield* PortForward.make({ target: "pod/web", ports: [7] }).pipe(
-      Effect.flatMap((fwd) => roundTrip(fwd.localPort, "through the API server")),
+      Effect.flatMap((fwd) => TcpClient.roundTrip(fwd.localPort, "through the API server")),
+      Effect.map(String),
       Effect.scoped,
       Effect.provide(carrier),
       Effect.provide(Logger.layer([capture])),

@@ -6,22 +6,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ForwardMetrics, PortForward } from "@kube-forward/core"
 import { NativeForwarder } from "@kube-forward/native"
-import { Backend, FakeCluster, Processes } from "@kube-forward/testkit"
+import { Backend, FakeCluster, Processes, TcpClient } from "@kube-forward/testkit"
 import { Effect, Exit, Metric, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-
-/** Sends `payload`, half-closes, and returns everything that came back. */
-const roundTrip = (port: number, payload: string) =>
-  Effect.callback<string, Error>((resume) => {
-    const chunks: Array<Buffer> = []
-    const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.end(payload))
-    socket.on("data", (d) => chunks.push(d))
-    socket.once("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString())))
-    socket.once("error", (e) => resume(Effect.fail(e)))
-    return Effect.sync(() => socket.destroy())
-  })
 
 /** Connects and waits until the connection is closed by the other side (or fails). */
 const closedByPeer = (port: number) =>
@@ -60,7 +49,7 @@ describe("native carrier", () => {
       const open = (options: NativeForwarder.Options) =>
         Effect.scoped(
           PortForward.make({ target: "pod/web", ports: [7] }).pipe(
-            Effect.flatMap((fwd) => roundTrip(fwd.localPort, "x")),
+            Effect.flatMap((fwd) => TcpClient.roundTrip(fwd.localPort, "x")),
             Effect.provide(native(cluster, options))
           )
         )
@@ -92,7 +81,7 @@ describe("native carrier", () => {
       const registry = new Map()
       yield* Effect.gen(function*() {
         const fwd = yield* PortForward.make({ target: "pod/flaky", ports: [80] })
-        assert.strictEqual(yield* roundTrip(fwd.localPort, "before"), "before")
+        assert.strictEqual(String(yield* TcpClient.roundTrip(fwd.localPort, "before")), "before")
         yield* Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
         assert.strictEqual(yield* closedByPeer(fwd.localPort), "closed", "the refused connection is closed")
         assert.isTrue(yield* fwd.isOpen, "the forward is still Ready")
@@ -101,7 +90,7 @@ describe("native carrier", () => {
         )
         assert.strictEqual(failures.count, 1)
         yield* Effect.callback<void>((resume) => void server.listen(port, "127.0.0.1", () => resume(Effect.void)))
-        assert.strictEqual(yield* roundTrip(fwd.localPort, "after"), "after")
+        assert.strictEqual(String(yield* TcpClient.roundTrip(fwd.localPort, "after")), "after")
         assert.strictEqual((yield* cluster.counters).sessions.tunnel, 1, "all on one session")
       }).pipe(Effect.scoped, Effect.provide(native(cluster)), Effect.provideService(Metric.MetricRegistry, registry))
     }))
@@ -183,7 +172,7 @@ describe("native carrier: session liveness", () => {
       )
       yield* Effect.gen(function*() {
         const fwd = yield* PortForward.make({ target: "pod/web", ports: [7] })
-        assert.strictEqual(yield* roundTrip(fwd.localPort, "alive"), "alive")
+        assert.strictEqual(String(yield* TcpClient.roundTrip(fwd.localPort, "alive")), "alive")
         const frozenAt = performance.now()
         proxy.freeze()
         const lost = yield* fwd.awaitClosed.pipe(Effect.flip)

@@ -40,3 +40,10 @@ export * as KubectlBinaries from "./KubectlBinaries.ts"
  * @since 0.1.0
  */
 export * as Processes from "./Processes.ts"
+
+/**
+ * A small TCP client for tests: send, half-close, collect what comes back.
+ *
+ * @since 0.2.0
+ */
+export * as TcpClient from "./TcpClient.ts"

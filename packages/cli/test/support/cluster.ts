@@ -69,17 +69,6 @@ export const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.acquire
   (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
 )
 
-/** Sends `payload` to 127.0.0.1:`port`, half-closes, and returns everything that came back. */
-export const roundTrip = (port: number, payload: string): Effect.Effect<string, Error> =>
-  Effect.callback<string, Error>((resume) => {
-    const chunks: Array<Buffer> = []
-    const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.end(payload))
-    socket.on("data", (d) => chunks.push(d))
-    socket.once("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString())))
-    socket.once("error", (e) => resume(Effect.fail(e)))
-    return Effect.sync(() => socket.destroy())
-  })
-
 /** A port that was free a moment ago. */
 export const freePort: Effect.Effect<number> = Effect.callback<number>((resume) => {
   const server = Net.createServer()
