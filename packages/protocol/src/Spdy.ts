@@ -160,6 +160,22 @@ export interface ControlFrame {
 export type Frame = DataFrame | ControlFrame
 
 /**
+ * Options of {@link Decoder}.
+ *
+ * @category decoding
+ * @since 0.1.0
+ */
+export interface DecoderOptions {
+  /**
+   * Hand DATA payloads over as they arrive instead of whole: a frame whose payload spans input
+   * chunks comes out as several `Data` frames of the same stream (only the last with the
+   * frame's flags, FIN among them), each a view of an input chunk — never a copy. Stream data
+   * means the same either way; for receivers that pass bytes on rather than parse them.
+   */
+  readonly streamData?: boolean
+}
+
+/**
  * An incremental frame decoder: push arbitrary chunks of the byte stream (TCP segments, or the
  * payloads of kubectl's tunnel WebSocket messages, whose boundaries mean nothing) and get whole
  * frames back, in order. A frame whose header and payload arrive in separate chunks is not copied.
@@ -169,6 +185,13 @@ export type Frame = DataFrame | ControlFrame
  */
 export class Decoder {
   private readonly queue = new ByteQueue()
+  private readonly streamData: boolean
+  /** The DATA frame whose payload is being handed over in pieces (`streamData`). */
+  private data: { readonly streamId: number; readonly flags: number; remaining: number } | undefined = undefined
+
+  constructor(options: DecoderOptions = {}) {
+    this.streamData = options.streamData ?? false
+  }
 
   /** Bytes received but not yet part of a whole frame. */
   get buffered(): number {
@@ -179,22 +202,43 @@ export class Decoder {
   push(chunk: Uint8Array): Array<Frame> {
     this.queue.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
     const frames: Array<Frame> = []
-    while (this.queue.length >= 8) {
+    while (true) {
+      if (this.data !== undefined) {
+        if (this.queue.length === 0) break
+        frames.push(this.dataPiece(this.data))
+        continue
+      }
+      if (this.queue.length < 8) break
       const header = this.queue.peek(8)
       const length = header.readUIntBE(5, 3)
-      if (this.queue.length < 8 + length) break
       const word = header.readUInt32BE(0)
       const flags = header[4]!
+      const isData = (word & 0x80000000) === 0
+      if (isData && this.streamData && length > 0) {
+        this.queue.take(8)
+        this.data = { streamId: word & 0x7fffffff, flags, remaining: length }
+        continue
+      }
+      if (this.queue.length < 8 + length) break
       // header and payload taken apart: a payload that sits in one input chunk is not copied
       this.queue.take(8)
       const payload = length === 0 ? Buffer.alloc(0) : this.queue.take(length)
-      if ((word & 0x80000000) !== 0) {
-        frames.push({ _tag: "Control", version: (word >>> 16) & 0x7fff, type: word & 0xffff, flags, payload })
-      } else {
-        frames.push({ _tag: "Data", streamId: word & 0x7fffffff, flags, payload })
-      }
+      frames.push(
+        isData
+          ? { _tag: "Data", streamId: word & 0x7fffffff, flags, payload }
+          : { _tag: "Control", version: (word >>> 16) & 0x7fff, type: word & 0xffff, flags, payload }
+      )
     }
     return frames
+  }
+
+  /** The next piece of the DATA frame in progress, as far as the first queued chunk goes. */
+  private dataPiece(data: { readonly streamId: number; readonly flags: number; remaining: number }): DataFrame {
+    const payload = this.queue.takeContiguous(data.remaining)
+    data.remaining -= payload.length
+    const last = data.remaining === 0
+    if (last) this.data = undefined
+    return { _tag: "Data", streamId: data.streamId, flags: last ? data.flags : data.flags & ~FLAG_FIN, payload }
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Crypto from "node:crypto"
 import * as Zlib from "node:zlib"
 import { Spdy } from "../src/index.ts"
 import { SPDY_DICTIONARY, SPDY_DICTIONARY_ID } from "../src/internal/spdyDictionary.ts"
@@ -125,6 +126,40 @@ describe("SPDY codec", () => {
       deflater.close()
       inflater.close()
     }))
+
+  it("streamData hands DATA payloads over as views of the input, FIN on the last piece, the same bytes", () => {
+    const payloads = [Buffer.alloc(0), Crypto.randomBytes(1), Crypto.randomBytes(40_000), Crypto.randomBytes(32 * 1024)]
+    const wire = Buffer.concat([
+      ...payloads.map((p, i) => Spdy.encodeDataFrame(3, p, i === payloads.length - 1)),
+      Spdy.encodePing(1)
+    ])
+    for (const size of [1, 7, 4096, 65536, wire.length]) {
+      const decoder = new Spdy.Decoder({ streamData: true })
+      const frames: Array<Spdy.Frame> = []
+      const inputs = new Set<ArrayBufferLike>()
+      for (let i = 0; i < wire.length; i += size) {
+        // a memory of its own per chunk (not Buffer's shared pool), so a view can be traced to it
+        const chunk = Buffer.allocUnsafeSlow(Math.min(size, wire.length - i))
+        wire.copy(chunk, 0, i, i + chunk.length)
+        inputs.add(chunk.buffer)
+        frames.push(...decoder.push(chunk))
+      }
+      const data = frames.filter((f): f is Spdy.DataFrame => f._tag === "Data")
+      assert.strictEqual(
+        Buffer.concat(data.map((d) => d.payload)).toString("hex"),
+        Buffer.concat(payloads).toString("hex"),
+        `chunks of ${size}`
+      )
+      assert.deepStrictEqual(
+        data.filter((d) => (d.flags & Spdy.FLAG_FIN) !== 0).map((d) => d === data.at(-1)),
+        [true],
+        "FIN once, last"
+      )
+      assert.isTrue(data.every((d) => d.payload.length === 0 || inputs.has(d.payload.buffer)), "no copies")
+      assert.strictEqual(frames.at(-1)!._tag, "Control", "the PING after them is whole")
+      assert.strictEqual(decoder.buffered, 0)
+    }
+  })
 
   it("an empty header block, stored, is kubelet's constant SYN_REPLY block", () => {
     const compressor = new Spdy.StoredHeaderCompressor()

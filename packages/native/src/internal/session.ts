@@ -205,7 +205,8 @@ export interface SessionOptions {
 
 /** A SPDY/3.1 client session on a transport. */
 export class Session {
-  private readonly decoder = new Spdy.Decoder()
+  // DATA payloads are passed on as they arrive: a frame spanning two reads is not copied together
+  private readonly decoder = new Spdy.Decoder({ streamData: true })
   private readonly headers = new Spdy.StoredHeaderCompressor()
   private readonly pairs = new Map<number, Pair>()
   private readonly blockedPairs = new Set<Pair>()

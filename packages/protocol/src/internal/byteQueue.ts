@@ -49,6 +49,14 @@ export class ByteQueue {
     return out
   }
 
+  /** Removes and returns up to `n` bytes from the front, as far as the first chunk goes: never a copy. */
+  takeContiguous(n: number): Buffer {
+    const first = this.chunks[this.first]!
+    const out = first.subarray(this.head, this.head + Math.min(n, first.length - this.head))
+    this.skip(out.length)
+    return out
+  }
+
   /** Removes the first `target.length` bytes (≤ length) and copies them into `target`. */
   takeInto(target: Uint8Array): void {
     const n = target.length
