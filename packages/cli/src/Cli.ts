@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import { Config, Console, Effect, type Exit, Fiber, Layer, Option } from "effect"
+import { Console, Effect, type Exit, Fiber, Layer, Option } from "effect"
 import { Argument, CliConfig, CliOutput, Command, Flag, GlobalFlag, TerminalCapabilities } from "effect/cli"
 import * as Tty from "node:tty"
 import * as Backend from "./Backend.ts"
@@ -65,9 +65,9 @@ const forwardFlags = {
 
 /** The flags of a run. */
 const runFlags = {
+  // KUBE_FORWARD_BACKEND is read by `main` (Backend.choose), whose message names the variable
   backend: Flag.Literals("backend", Backend.names).pipe(
-    Flag.withFallbackConfig(Config.Literals(Backend.names, "KUBE_FORWARD_BACKEND")),
-    Flag.withDefault("kubectl" as const),
+    Flag.optional,
     Flag.withMetavar("NAME"),
     Flag.withDescription(
       "what carries the bytes: kubectl (a kubectl process per forward, the default) or native (in-process); also KUBE_FORWARD_BACKEND"
@@ -144,14 +144,35 @@ const codeOf = (
   }
 }
 
-/** The plan, with the `--` command's placeholders checked against it. */
-const checked = (load: Effect.Effect<Plan.Plan, Plan.InvalidInput>, command: ReadonlyArray<string> | undefined) =>
+/**
+ * The plan, with the `--` command's placeholders checked against it, and the backend chosen
+ * (the flag, else `KUBE_FORWARD_BACKEND`).
+ */
+const checked = (
+  load: Effect.Effect<Plan.Plan, Plan.InvalidInput>,
+  flags: RunFlags,
+  command: ReadonlyArray<string> | undefined
+) =>
   Effect.flatMap(load, (plan) => {
-    if (command === undefined) return Effect.succeed(plan)
-    const problems = ChildCommand.checkPlaceholders(command, plan)
-    if (command.length === 0) problems.push("nothing after -- (write -- COMMAND ARGS...)")
-    return problems.length > 0 ? Effect.fail(new Plan.InvalidInput({ problems })) : Effect.succeed(plan)
+    const problems: Array<string> = []
+    const backend = Backend.choose(Option.getOrUndefined(flags.backend), process.env)
+    if (backend._tag === "Failure") problems.push(backend.failure)
+    if (command !== undefined) {
+      problems.push(...ChildCommand.checkPlaceholders(command, plan))
+      if (command.length === 0) problems.push("nothing after -- (write -- COMMAND ARGS...)")
+    }
+    return problems.length > 0 || backend._tag === "Failure"
+      ? Effect.fail(new Plan.InvalidInput({ problems }))
+      : Effect.succeed({ plan, backend: backend.success })
   })
+
+/** The backend's services; a variable it cannot use is invalid input, saying which and why. */
+const buildBackend = (name: Backend.Name) =>
+  Layer.build(Backend.layer(name)).pipe(
+    Effect.mapError((error) =>
+      new Plan.InvalidInput({ problems: [Backend.describeConfigError(error, process.env)] })
+    )
+  )
 
 /**
  * Runs a plan: validated input in, a session in a fiber of its own that the signal handling
@@ -177,7 +198,7 @@ export const main = (
         command: undefined
       }
       yield* listen(onStop(state, record, command !== undefined))
-      const plan = yield* restore(checked(load, command))
+      const { backend, plan } = yield* restore(checked(load, flags, command))
       const settings = Output.choose({
         json: flags.json,
         commandMode: command !== undefined,
@@ -186,7 +207,7 @@ export const main = (
         env: process.env
       })
       // the backend first: one that cannot be used is invalid input, reported before any output
-      const services = yield* restore(Layer.build(Backend.layer(flags.backend)))
+      const services = yield* restore(buildBackend(backend))
       const output = yield* Output.make(plan, settings)
       const session = yield* Session.run(plan, {
         output,

@@ -75,6 +75,16 @@ export const nameIssue = (name: string): string | undefined =>
     } is not a valid forward name (letters, digits, "-" and "_", starting and ending with a letter or digit, at most 63 characters)`
 
 /**
+ * The library's message about a duration suggests its own syntax (`"5 seconds"`); every duration
+ * of a plan was written in kubectl's (`5s`) and parsed already, so the only one it can reject is
+ * zero: say that, in the syntax the command takes.
+ */
+const inOurSyntax = (message: string): string =>
+  message.startsWith("Expected a positive, finite duration")
+    ? "must be more than 0 (write e.g. 5s, 1m30s or 500ms)"
+    : message
+
+/**
  * Checks every forward with `ForwardSpec.decode` (and the names for being unique), collecting
  * every problem, after the `earlier` ones (found while parsing); succeeds with the plan
  * unchanged when there are none.
@@ -91,7 +101,9 @@ export const validate = (plan: Plan, earlier: ReadonlyArray<string> = []): Effec
       seen.add(forward.name)
       const decoded = yield* Effect.result(ForwardSpec.decode(forward.spec))
       if (decoded._tag === "Failure") {
-        for (const issue of decoded.failure.issues) problems.push(`${forward.where(issue.path)}: ${issue.message}`)
+        for (const issue of decoded.failure.issues) {
+          problems.push(`${forward.where(issue.path)}: ${inOurSyntax(issue.message)}`)
+        }
       }
     }
     // one mistake can break two rules (`99999` is a bad local and a bad remote port): say it once

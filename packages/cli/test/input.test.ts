@@ -38,8 +38,10 @@ const VALUES = [
   ""
 ].join("\n")
 
-/** [arguments, what stderr must include (each), in the config directory] */
-const cases: ReadonlyArray<readonly [ReadonlyArray<string>, ReadonlyArray<string>]> = [
+/** [arguments, what stderr must include (each), environment variables added], in the config directory */
+const cases: ReadonlyArray<
+  readonly [ReadonlyArray<string>, ReadonlyArray<string>, Record<string, string>?]
+> = [
   // every problem of a command line at once
   [["pod/Web", "99999:80", "8080:", "abc:80", "-n", "Bad_NS", "--ready-timeout", "soon", "--address", "example.com"], [
     "PORT \"99999:80\": 99999 is not a port number",
@@ -73,7 +75,16 @@ const cases: ReadonlyArray<readonly [ReadonlyArray<string>, ReadonlyArray<string
   ]],
   [["up", "-f", "broken.yaml"], ["broken.yaml:3:1: Flow sequence in block collection must be sufficiently indented"]],
   [["up", "-f", "missing.yaml"], ["cannot read missing.yaml: ENOENT"]],
-  [["up"], ["no config file: give one with -f FILE"]]
+  [["up"], ["no config file: give one with -f FILE"]],
+  // the command's own duration syntax in the hint, not the library's
+  [["pod/web", "80", "--ready-timeout", "0s"], ["--ready-timeout: must be more than 0 (write e.g. 5s, 1m30s or 500ms)"]],
+  // environment variables: the variable, its value and what it may be
+  [["pod/web", "80"], ["KUBE_FORWARD_BACKEND=\"pigeon\" is not a backend (choices: kubectl, native)"], {
+    KUBE_FORWARD_BACKEND: "pigeon"
+  }],
+  [["pod/web", "80"], [
+    "KUBE_FORWARD_KILL_GRACE=\"soon\" is not valid: expected a duration such as \"2 seconds\" or \"500 millis\""
+  ], { KUBE_FORWARD_KILL_GRACE: "soon" }]
 ]
 
 describe("bad input", () => {
@@ -90,13 +101,14 @@ describe("bad input", () => {
         Fs.writeFileSync(Path.join(dir, "values.yaml"), VALUES)
         Fs.writeFileSync(Path.join(dir, "broken.yaml"), "forwards:\n  web: [unclosed\n")
         const env = { ...cluster.env, KUBE_FORWARD_KUBECTL: kubectl }
-        yield* Effect.forEach(cases, ([args, expected]) =>
+        yield* Effect.forEach(cases, ([args, expected, extra]) =>
           Effect.scoped(Effect.gen(function*() {
-            const child = yield* kubeForward(args, { env, cwd: dir })
+            const child = yield* kubeForward(args, { env: { ...env, ...extra }, cwd: dir })
             const exit = yield* child.awaitExit
             const said = child.text("stderr")
             assert.deepStrictEqual(exit, { code: 2, signal: null }, `${args.join(" ")}: ${said}`)
             for (const text of expected) assert.include(said, text, args.join(" "))
+            assert.notInclude(said, "SchemaError", args.join(" "))
             assert.deepStrictEqual(child.lines("stdout"), [], `${args.join(" ")}: nothing on stdout`)
           })), { concurrency: 4, discard: true })
         assert.isFalse(Fs.existsSync(marker), "no kubectl was started for bad input")
