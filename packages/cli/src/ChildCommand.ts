@@ -122,6 +122,32 @@ export const substitute = (args: ReadonlyArray<string>, forwards: ReadonlyArray<
 
 const envKey = (text: string) => text.toUpperCase().replace(/[^A-Z0-9]/g, "_")
 
+/**
+ * What is wrong with the names of `plan` for the command's environment (empty when nothing
+ * is): two forwards whose names differ only in case or in `-` and `_` (`db-main`, `db_main`)
+ * would both be `KUBE_FORWARD_DB_MAIN_*`, one overwriting the other.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const checkNames = (plan: Plan): Array<string> => {
+  const byKey = new Map<string, string>()
+  const problems: Array<string> = []
+  for (const { name } of plan.forwards) {
+    const key = envKey(name)
+    const other = byKey.get(key)
+    if (other === undefined) byKey.set(key, name)
+    else {
+      problems.push(
+        `forwards ${JSON.stringify(other)} and ${
+          JSON.stringify(name)
+        } would both be KUBE_FORWARD_${key}_* in the command's environment: rename one`
+      )
+    }
+  }
+  return problems
+}
+
 const forwardVariables = (prefix: string, forward: ReadyForward): Record<string, string> => {
   const vars: Record<string, string> = {}
   if (forward.ports.length === 0) return vars

@@ -158,7 +158,7 @@ const checked = (
     const backend = Backend.choose(Option.getOrUndefined(flags.backend), process.env)
     if (backend._tag === "Failure") problems.push(backend.failure)
     if (command !== undefined) {
-      problems.push(...ChildCommand.checkPlaceholders(command, plan))
+      problems.push(...ChildCommand.checkNames(plan), ...ChildCommand.checkPlaceholders(command, plan))
       if (command.length === 0) problems.push("nothing after -- (write -- COMMAND ARGS...)")
     }
     return problems.length > 0 || backend._tag === "Failure"

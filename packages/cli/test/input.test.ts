@@ -76,6 +76,10 @@ const cases: ReadonlyArray<
   [["up", "-f", "broken.yaml"], ["broken.yaml:3:1: Flow sequence in block collection must be sufficiently indented"]],
   [["up", "-f", "missing.yaml"], ["cannot read missing.yaml: ENOENT"]],
   [["up"], ["no config file: give one with -f FILE"]],
+  // two names, one set of variables
+  [["up", "-f", "twins.yaml", "--", "env"], [
+    "forwards \"db-main\" and \"db_main\" would both be KUBE_FORWARD_DB_MAIN_* in the command's environment"
+  ]],
   // the command's own duration syntax in the hint, not the library's
   [["pod/web", "80", "--ready-timeout", "0s"], ["--ready-timeout: must be more than 0 (write e.g. 5s, 1m30s or 500ms)"]],
   // environment variables: the variable, its value and what it may be
@@ -100,6 +104,10 @@ describe("bad input", () => {
         Fs.writeFileSync(Path.join(dir, "shape.yaml"), SHAPE)
         Fs.writeFileSync(Path.join(dir, "values.yaml"), VALUES)
         Fs.writeFileSync(Path.join(dir, "broken.yaml"), "forwards:\n  web: [unclosed\n")
+        Fs.writeFileSync(
+          Path.join(dir, "twins.yaml"),
+          "forwards:\n  db-main: { target: pod/web, ports: [\":7000\"] }\n  db_main: { target: pod/web, ports: [\":7000\"] }\n"
+        )
         const env = { ...cluster.env, KUBE_FORWARD_KUBECTL: kubectl }
         yield* Effect.forEach(cases, ([args, expected, extra]) =>
           Effect.scoped(Effect.gen(function*() {
