@@ -190,10 +190,18 @@ export interface Running {
 /** How long a command may take to exit after SIGTERM when the run has to end it. */
 const TERM_GRACE_MS = 5000
 
-const spawnFailure = (error: NodeJS.ErrnoException, command: string) =>
-  error.code === "ENOENT"
-    ? { code: ExitCode.CommandNotFound, message: `command not found: ${command}` }
-    : { code: ExitCode.CommandNotExecutable, message: `cannot run ${command}: ${error.code ?? error.message}` }
+/** Why `command` could not be run, in words, and the shell's code for it (127 not found, else 126). */
+const spawnFailure = (error: NodeJS.ErrnoException, command: string) => {
+  const why = error.code === "ENOENT"
+    ? "command not found (ENOENT)"
+    : error.code === "EACCES"
+    ? "permission denied (EACCES)"
+    : `${error.message}${error.code === undefined ? "" : ` (${error.code})`}`
+  return {
+    code: error.code === "ENOENT" ? ExitCode.CommandNotFound : ExitCode.CommandNotExecutable,
+    message: `cannot run ${command}: ${why}`
+  }
+}
 
 /**
  * Starts `command` (no shell; stdin, stdout and stderr are this process's) with `env` added to

@@ -218,6 +218,10 @@ export const main = (
       Object.assign(state, { session, output })
       if (state.stops > 0) session.interruptUnsafe()
       const exit = yield* Fiber.await(session)
+      // a command that could not be run: say which and why (its code alone, 126/127, says little)
+      if (exit._tag === "Success" && exit.value._tag === "CommandExited" && exit.value.failure !== undefined) {
+        yield* output.note(exit.value.failure)
+      }
       const { code, reason } = codeOf(exit, state, command !== undefined)
       record(code)
       if (settings.mode === "json") {

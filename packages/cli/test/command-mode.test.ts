@@ -5,6 +5,8 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import { allBindable, Cluster, clusterLayer, echoPod, kubeForward } from "./support/cluster.ts"
 
 const Env = clusterLayer({ pods: [echoPod("run"), echoPod("db", { namespace: "shop", port: 5432, portName: "pg" })] })
@@ -82,12 +84,25 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("-- COMMAND", (it) =>
       assert.deepStrictEqual(t.leftovers(), [])
     }))
 
-  it.effect("a command that does not exist: 127, after the forwards were closed again", () =>
+  it.effect("a command that does not exist: 127 and a message naming it, after the forwards were closed again", () =>
     Effect.gen(function*() {
       const t = yield* Cluster
       const child = yield* kubeForward(["pod/db", ":pg", "-n", "shop", "--", "/nonexistent/kf-command"], { env: t.env })
       assert.deepStrictEqual(yield* child.awaitExit, { code: 127, signal: null })
-      assert.include(child.text("stderr"), "db: Ready")
+      const said = child.text("stderr")
+      assert.include(said, "db: Ready")
+      assert.include(said, "kube-forward: cannot run /nonexistent/kf-command: command not found (ENOENT)")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
+  it.effect("a command that is not executable: 126 and a message naming it", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const file = Path.join(t.dir, "not-executable")
+      Fs.writeFileSync(file, "#!/bin/sh\necho hi\n", { mode: 0o644 })
+      const child = yield* kubeForward(["pod/db", ":pg", "-n", "shop", "--", file], { env: t.env })
+      assert.deepStrictEqual(yield* child.awaitExit, { code: 126, signal: null })
+      assert.include(child.text("stderr"), `kube-forward: cannot run ${file}: permission denied (EACCES)`)
       assert.deepStrictEqual(t.leftovers(), [])
     }))
 })
