@@ -21,9 +21,10 @@
  * @since 0.1.0
  */
 import type { PortForward } from "@kube-forward/core"
-import { Effect, type Scope } from "effect"
-import { spawn } from "node:child_process"
+import { Clock, Effect, Schedule, type Scope } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as ExitCode from "./ExitCode.ts"
+import * as Tree from "./internal/processTree.ts"
 import type { Plan } from "./Plan.ts"
 
 /**
@@ -179,8 +180,14 @@ export const environment = (forwards: ReadonlyArray<ReadyForward>): Record<strin
  */
 export interface Running {
   readonly pid: number | undefined
-  /** Sends `signal` to the command (nothing once it has exited). */
+  /**
+   * Sends `signal` to the command and to every process it started that is still alive (found
+   * at this moment by their parent ids, and remembered: once the command has exited, those it
+   * left behind get it). Nothing when none of them is left.
+   */
   readonly kill: (signal: NodeJS.Signals) => void
+  /** How many of the processes it started that were signalled are still alive. */
+  readonly leftovers: () => number
   /** Its exit code: its own, 128 + n when signal n ended it, 126/127 when it could not be run. */
   readonly exitCode: Effect.Effect<number>
   /** Why it could not be run, when it could not (after `exitCode` completed). */
@@ -203,10 +210,29 @@ const spawnFailure = (error: NodeJS.ErrnoException, command: string) => {
   }
 }
 
+/** Signals for a process and its descendants, remembering every one signalled. */
+const treeKiller = (child: ChildProcess, running: () => boolean) => {
+  let seen: Array<Tree.Proc> = []
+  return {
+    kill: (signal: NodeJS.Signals) => {
+      const left = seen.length === 0 ? [] : Tree.alive(seen).map((p) => p.pid)
+      const roots = [...(running() && child.pid !== undefined ? [child.pid] : []), ...left]
+      if (roots.length === 0) return
+      const found = Tree.tree(roots).filter((p) => p.pid !== child.pid)
+      seen = [...seen.filter((p) => !found.some((f) => f.pid === p.pid)), ...found]
+      // the command itself through Node, which knows whether it was reaped
+      if (running()) child.kill(signal)
+      Tree.signal(found, signal)
+    },
+    leftovers: () => seen.length === 0 ? 0 : Tree.alive(seen).length
+  }
+}
+
 /**
- * Starts `command` (no shell; stdin, stdout and stderr are this process's) with `env` added to
- * this process's environment. It belongs to the current scope: closing the scope while it runs
- * sends it SIGTERM, then SIGKILL after 5 seconds, and waits for its exit.
+ * Starts `command` (no shell; stdin, stdout and stderr are this process's, and it stays in this
+ * process group, so an interactive program has the terminal) with `env` added to this process's
+ * environment. It belongs to the current scope: closing the scope while it runs sends it and
+ * its descendants SIGTERM, then SIGKILL after 5 seconds, and waits for its exit.
  *
  * @category running
  * @since 0.1.0
@@ -232,11 +258,13 @@ export const start = (
         settle(f.code)
       })
       child.once("exit", (c, signal) => settle(c ?? ExitCode.ofSignal(signal ?? "SIGKILL")))
+      const killer = treeKiller(
+        child,
+        () => code === undefined && child.exitCode === null && child.signalCode === null
+      )
       const running: Running = {
         pid: child.pid,
-        kill: (signal) => {
-          if (code === undefined && child.exitCode === null && child.signalCode === null) child.kill(signal)
-        },
+        ...killer,
         exitCode: Effect.callback<number>((resume) => {
           if (code !== undefined) return resume(Effect.succeed(code))
           const waiter = (c: number) => resume(Effect.succeed(c))
@@ -250,13 +278,26 @@ export const start = (
     (running) => stop(running)
   )
 
-/** SIGTERM, SIGKILL after the grace period, and the exit awaited. */
+/**
+ * SIGTERM to the command and its descendants, SIGKILL after the grace period, and the exit
+ * awaited; what it started and outlived it (signalled before, still alive) gets the rest of
+ * the grace period, then SIGKILL.
+ */
 const stop = (running: Running): Effect.Effect<void> =>
   Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
     running.kill("SIGTERM")
     const exited = yield* running.exitCode.pipe(Effect.timeoutOption(TERM_GRACE_MS))
     if (exited._tag === "None") {
       running.kill("SIGKILL")
       yield* running.exitCode
     }
+    if (running.leftovers() === 0) return
+    const left = TERM_GRACE_MS - ((yield* Clock.currentTimeMillis) - start)
+    // no event tells when a process that is not our child exits: look every 50 ms
+    yield* Effect.sync(running.leftovers).pipe(
+      Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("50 millis") }),
+      Effect.timeoutOption(Math.max(0, left))
+    )
+    running.kill("SIGKILL")
   })

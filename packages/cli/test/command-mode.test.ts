@@ -4,6 +4,7 @@
  * that killed it) is the command's; the forwards are closed with nothing left behind.
  */
 import { assert, layer } from "@effect/vitest"
+import { Processes } from "@kube-forward/testkit"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -81,6 +82,22 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("-- COMMAND", (it) =>
       const { exit, printed, t } = yield* run("kill")
       assert.deepStrictEqual(exit, { code: 137, signal: null })
       assert.strictEqual(printed[0].echoed, "hello")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
+  it.effect("SIGTERM reaches the command's own children too: nothing of it is left", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const child = yield* kubeForward(["pod/run", ":7000", "--", "sh", "-c", "echo started; sleep 777; echo x"], {
+        env: t.env
+      })
+      yield* child.awaitLine(/^started$/, "stdout")
+      const sleeps = Processes.live("sleep 777").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
+      assert.strictEqual(sleeps.length, 1, "the command's child runs")
+      yield* child.kill("SIGTERM")
+      assert.deepStrictEqual(yield* child.awaitExit, { code: 143, signal: null }, child.text("stderr"))
+      assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "no sleep 777 left")
+      assert.deepStrictEqual(child.lines("stdout"), ["started"])
       assert.deepStrictEqual(t.leftovers(), [])
     }))
 
