@@ -13,11 +13,11 @@
  */
 import { Console, Effect, type Exit, Fiber, Layer, Option } from "effect"
 import { Argument, CliConfig, CliOutput, Command, Flag, GlobalFlag, TerminalCapabilities } from "effect/cli"
-import * as Tty from "node:tty"
 import * as Backend from "./Backend.ts"
 import * as ChildCommand from "./ChildCommand.ts"
 import * as ConfigFile from "./ConfigFile.ts"
 import * as ExitCode from "./ExitCode.ts"
+import * as Tree from "./internal/processTree.ts"
 import { listen, type StopSignal } from "./internal/signals.ts"
 import * as JsonEvents from "./JsonEvents.ts"
 import * as Output from "./Output.ts"
@@ -94,32 +94,53 @@ interface StopState {
   /** The session, once it runs. */
   session: Fiber.Fiber<unknown, unknown> | undefined
   output: Output.Output | undefined
+  /** Where the `exit` event goes with `--json`, once the output is chosen. */
+  settings: Output.Settings | undefined
   /** The `--` command, while it runs. */
   command: ChildCommand.Running | undefined
 }
 
+/** With `--json`, the last event: the code the command exits with and why. */
+const announceExit = (settings: Output.Settings | undefined, code: number, reason: string) => {
+  if (settings?.mode !== "json") return
+  settings.stream.write(`${JsonEvents.encode({ _tag: "Exit", code, reason }, Date.now())}\n`)
+}
+
 /**
- * The first stop signal closes everything and waits; the second exits at once (kubectl's
- * processes are then ended by the library's watchdog when this process is gone). While a `--`
- * command runs, signals go to it and its exit ends the run; on a terminal, Ctrl-C already
- * reached it (it is in the terminal's foreground process group), so SIGINT is left to it.
- * Before the session runs, `NodeRuntime.runMain`'s own interruption stops the start-up, and
- * the code is recorded here.
+ * Whether the `--` command already got this SIGINT from the terminal: a Ctrl-C goes to the
+ * terminal's foreground process group, and the command is in ours. So when both we and the
+ * command are in the foreground group, the SIGINT is taken to be the terminal's (a `kill -INT`
+ * from elsewhere then reaches us only; a second one still quits at once).
+ */
+const fromTerminal = (signal: StopSignal, command: ChildCommand.Running) =>
+  signal === "SIGINT" && command.pid !== undefined &&
+  Tree.inForeground(process.pid) === true && Tree.inForeground(command.pid) === true
+
+/**
+ * The first stop signal closes everything and waits; the second exits at once (the `--`
+ * command and its descendants get SIGKILL, kubectl's processes are ended by the library's
+ * watchdog when this process is gone). While a `--` command runs, the first signal is passed
+ * to it and its descendants (unless the terminal already delivered it, see `fromTerminal`),
+ * and its exit ends the run. Before the session runs, `NodeRuntime.runMain`'s own interruption
+ * stops the start-up, and the code is recorded here.
  */
 const onStop = (state: StopState, record: (code: number) => void, commandMode: boolean) => (signal: StopSignal) => {
   const command = state.command
-  if (command !== undefined && signal === "SIGINT" && Tty.isatty(0)) return
   state.stops++
   state.signal = signal
   if (state.stops > 1) {
     command?.kill("SIGKILL")
-    process.exit(ExitCode.ofSignal(signal))
+    const code = ExitCode.ofSignal(signal)
+    announceExit(state.settings, code, `quit at once on a second ${signal}`)
+    process.exit(code)
   }
+  // the command first: the note below is then the sign that it was signalled
+  if (command !== undefined && !fromTerminal(signal, command)) command.kill(signal)
   if (state.output !== undefined) {
     Effect.runFork(state.output.note(`stopping… (${signal === "SIGINT" ? "Ctrl-C" : signal} again to quit at once)`))
   }
-  if (command !== undefined) command.kill(signal)
-  else if (state.session !== undefined) state.session.interruptUnsafe()
+  if (command !== undefined) return
+  if (state.session !== undefined) state.session.interruptUnsafe()
   else record(commandMode ? ExitCode.ofSignal(signal) : ExitCode.Ok)
 }
 
@@ -195,6 +216,7 @@ export const main = (
         signal: undefined,
         session: undefined,
         output: undefined,
+        settings: undefined,
         command: undefined
       }
       yield* listen(onStop(state, record, command !== undefined))
@@ -206,6 +228,7 @@ export const main = (
         stderr: process.stderr,
         env: process.env
       })
+      state.settings = settings
       // the backend first: one that cannot be used is invalid input, reported before any output
       const services = yield* restore(buildBackend(backend))
       const output = yield* Output.make(plan, settings)
@@ -224,9 +247,7 @@ export const main = (
       }
       const { code, reason } = codeOf(exit, state, command !== undefined)
       record(code)
-      if (settings.mode === "json") {
-        settings.stream.write(`${JsonEvents.encode({ _tag: "Exit", code, reason }, Date.now())}\n`)
-      }
+      announceExit(settings, code, reason)
       return yield* exit
     }))
   )
