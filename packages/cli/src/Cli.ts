@@ -161,7 +161,13 @@ const codeOf = (
   }
   return {
     code,
-    reason: code === ExitCode.Ok ? "stopped" : code === ExitCode.ForwardFailed ? "forward failed" : "error"
+    reason: code === ExitCode.Ok
+      ? "stopped"
+      : code === ExitCode.ForwardFailed
+      ? "forward failed"
+      : code === ExitCode.PortsFileFailed
+      ? "ports file not written"
+      : "error"
   }
 }
 
@@ -178,6 +184,9 @@ const checked = (
     const problems: Array<string> = []
     const backend = Backend.choose(Option.getOrUndefined(flags.backend), process.env)
     if (backend._tag === "Failure") problems.push(backend.failure)
+    const portsFile = Option.getOrUndefined(flags.portsFile)
+    const portsFileProblem = portsFile === undefined ? undefined : Session.checkPortsFile(portsFile)
+    if (portsFileProblem !== undefined) problems.push(portsFileProblem)
     if (command !== undefined) {
       problems.push(...ChildCommand.checkNames(plan), ...ChildCommand.checkPlaceholders(command, plan))
       if (command.length === 0) problems.push("nothing after -- (write -- COMMAND ARGS...)")
@@ -368,6 +377,7 @@ COMMAND MODE (-- COMMAND ARGS...)
 
 EXIT CODES
   0 stopped cleanly    2 invalid input (nothing started)    3 a forward failed for good
+  4 the ports file could not be written (the forwards were closed again)
   -- mode: the command's own code (126/127: it could not be run)
   128+n: a second signal n quit at once (130: Ctrl-C)
 `

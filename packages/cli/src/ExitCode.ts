@@ -7,6 +7,7 @@
  * | 1 | an unexpected internal error (a bug: please report it) |
  * | 2 | invalid input: a flag, a PORT, a config file, a `--` placeholder, an unknown `--backend`; nothing was started |
  * | 3 | a forward failed for good: it could not start, or it was lost and could not be brought back (or `--no-reconnect`) |
+ * | 4 | the ports file could not be written once the forwards were ready (they were closed again) |
  * | 126, 127 | `--` mode: the command could not be run (not executable, not found) |
  * | 128 + n | stopped by a second signal n before the close finished (130 for Ctrl-C, 143 for SIGTERM); in `--` mode, also a signal that came before the command started |
  * | the command's | `--` mode: the command's own exit code (128 + n when it was killed by signal n) |
@@ -50,6 +51,15 @@ export const InvalidInput = 2
 export const ForwardFailed = 3
 
 /**
+ * The ports file (`--ports-file`) could not be written once the forwards were ready; they were
+ * closed again.
+ *
+ * @category codes
+ * @since 0.1.0
+ */
+export const PortsFileFailed = 4
+
+/**
  * `--` mode: the command exists but could not be executed.
  *
  * @category codes
@@ -76,7 +86,7 @@ export const ofSignal = (signal: string): number =>
 
 /**
  * The code of a failure, by its tag: invalid input and command-line errors are 2, a forward
- * that failed for good is 3, anything else is 1.
+ * that failed for good is 3, a ports file that could not be written 4, anything else is 1.
  *
  * @category codes
  * @since 0.1.0
@@ -84,6 +94,7 @@ export const ofSignal = (signal: string): number =>
 export const ofError = (error: unknown): number => {
   const tag = typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : ""
   if (tag === "ForwardFailed") return ForwardFailed
+  if (tag === "PortsFileFailed") return PortsFileFailed
   if (["InvalidInput", "ConfigError"].includes(tag)) return InvalidInput
   // effect/cli's parse errors (unknown flag, missing argument, bad value, help shown for them)
   if (CliError.isCliError(error)) return InvalidInput

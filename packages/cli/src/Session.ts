@@ -18,6 +18,7 @@
  */
 import { type Forwarder, type PortAllocator, PortForward, PortForwardError, Retry } from "@kube-forward/core"
 import { Clock, Deferred, Effect, Fiber, Schedule, Schema, type Scope, Stream } from "effect"
+import * as FsSync from "node:fs"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import type * as Board from "./Board.ts"
@@ -43,6 +44,46 @@ export class ForwardFailed
   /** @since 0.1.0 */
   override get message(): string {
     return `forward ${JSON.stringify(this.forward)} failed: ${this.error.message}`
+  }
+}
+
+/**
+ * The ports file could not be written once the forwards were ready (they are closed again).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class PortsFileFailed
+  extends Schema.TaggedError<PortsFileFailed>("@kube-forward/cli/PortsFileFailed")("PortsFileFailed", {
+    path: Schema.String,
+    reason: Schema.String
+  })
+{
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `cannot write the ports file ${this.path}: ${this.reason}`
+  }
+}
+
+/**
+ * Why a ports file could never be written at `path` (its directory is missing, not a
+ * directory, or not writable), or `undefined`: checked before anything starts.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const checkPortsFile = (path: string): string | undefined => {
+  const dir = Path.dirname(Path.resolve(path))
+  const where = `--ports-file ${JSON.stringify(path)}`
+  try {
+    if (!FsSync.statSync(dir).isDirectory()) return `${where}: ${dir} is not a directory`
+    FsSync.accessSync(dir, FsSync.constants.W_OK)
+    return undefined
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code === "ENOENT"
+      ? `${where}: the directory ${dir} does not exist`
+      : `${where}: cannot write to the directory ${dir} (${code ?? String(error)})`
   }
 }
 
@@ -170,16 +211,38 @@ export const portsFileJson = (
     2
   ) + "\n"
 
-/** Writes the ports file atomically (a temporary file renamed over it) and removes it at the end. */
-const writePortsFile = (file: string, content: string) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const temporary = Path.join(Path.dirname(file), `.${Path.basename(file)}.${process.pid}.tmp`)
-      await Fs.writeFile(temporary, content)
-      await Fs.rename(temporary, file)
-    }),
-    () => Effect.promise(() => Fs.rm(file, { force: true }))
+/** Why a write failed, in words, without the temporary file's name. */
+const writeFailure = (error: NodeJS.ErrnoException): string => {
+  const words: Record<string, string> = {
+    EISDIR: "it is a directory",
+    ENOTEMPTY: "it is a directory",
+    EEXIST: "it is a directory",
+    EACCES: "permission denied",
+    EPERM: "permission denied",
+    ENOENT: "its directory is gone",
+    ENOSPC: "no space left on the device",
+    EROFS: "a read-only file system"
+  }
+  return error.code === undefined ? String(error) : `${words[error.code] ?? error.code} (${error.code})`
+}
+
+/**
+ * Writes the ports file atomically (a temporary file renamed over it) and removes it at the end;
+ * a failure (the temporary file removed again) is a `PortsFileFailed` naming the path.
+ */
+const writePortsFile = (file: string, content: string) => {
+  const temporary = Path.join(Path.dirname(file), `.${Path.basename(file)}.${process.pid}.tmp`)
+  return Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        await Fs.writeFile(temporary, content)
+        await Fs.rename(temporary, file)
+      },
+      catch: (error) => new PortsFileFailed({ path: file, reason: writeFailure(error as NodeJS.ErrnoException) })
+    }).pipe(Effect.tapError(() => Effect.promise(() => Fs.rm(temporary, { force: true }).catch(() => {})))),
+    () => Effect.promise(() => Fs.rm(file, { force: true }).catch(() => {}))
   )
+}
 
 /** Runs the `--` command until it exits, or until a forward fails for good. */
 const runCommand = (
@@ -209,7 +272,11 @@ const runCommand = (
 export const run = (
   plan: Plan,
   options: Options
-): Effect.Effect<Outcome, ForwardFailed, Scope.Scope | Forwarder.Forwarder | PortAllocator.PortAllocator> =>
+): Effect.Effect<
+  Outcome,
+  ForwardFailed | PortsFileFailed,
+  Scope.Scope | Forwarder.Forwarder | PortAllocator.PortAllocator
+> =>
   Effect.gen(function*() {
     const { output } = options
     yield* Effect.addFinalizer(() => markClosed(output))

@@ -114,6 +114,22 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       assert.isFalse(Fs.existsSync(portsFile), "the ports file is removed with the forwards")
     }))
 
+  it.effect("a ports file that cannot be written after all: a message naming it, exit 4, the forwards closed", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      // its directory is writable (so the check up front passes), but the path is a directory
+      const portsFile = Path.join(t.dir, "taken")
+      Fs.mkdirSync(Path.join(portsFile, "inside"), { recursive: true })
+      const child = yield* kubeForward(["pod/api", ":7000", "--ports-file", portsFile], { env: t.env })
+      assert.deepStrictEqual(yield* child.awaitExit, { code: 4, signal: null })
+      const said = child.text("stderr")
+      assert.match(said, new RegExp(`^kube-forward: cannot write the ports file ${portsFile}: `, "m"), said)
+      assert.notInclude(said, "    at ", "no stack trace")
+      assert.strictEqual(child.lines("stdout").at(-1), "api: Closed")
+      assert.deepStrictEqual(Fs.readdirSync(t.dir).filter((f) => f.endsWith(".tmp")), [], "no temporary file left")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
   it.effect("--json: Ready → Reconnecting → Ready through a pod restart, on the same local port", () =>
     Effect.gen(function*() {
       const t = yield* Cluster

@@ -76,6 +76,10 @@ const cases: ReadonlyArray<
   [["up", "-f", "broken.yaml"], ["broken.yaml:3:1: Flow sequence in block collection must be sufficiently indented"]],
   [["up", "-f", "missing.yaml"], ["cannot read missing.yaml: ENOENT"]],
   [["up"], ["no config file: give one with -f FILE"]],
+  // a ports file that could never be written: said before anything starts
+  [["pod/web", "80", "--ports-file", "/nonexistent-kf-dir/ports.json"], [
+    "--ports-file \"/nonexistent-kf-dir/ports.json\": the directory /nonexistent-kf-dir does not exist"
+  ]],
   // two names, one set of variables
   [["up", "-f", "twins.yaml", "--", "env"], [
     "forwards \"db-main\" and \"db_main\" would both be KUBE_FORWARD_DB_MAIN_* in the command's environment"
