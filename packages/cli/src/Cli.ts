@@ -102,7 +102,7 @@ interface StopState {
 
 /** With `--json`, the last event: the code the command exits with and why. */
 const announceExit = (settings: Output.Settings | undefined, code: number, reason: string) => {
-  if (settings?.mode !== "json") return
+  if (settings?.mode !== "json" || settings.stream.destroyed) return
   settings.stream.write(`${JsonEvents.encode({ _tag: "Exit", code, reason }, Date.now())}\n`)
 }
 
@@ -142,6 +142,19 @@ const onStop = (state: StopState, record: (code: number) => void, commandMode: b
   if (command !== undefined) return
   if (state.session !== undefined) state.session.interruptUnsafe()
   else record(commandMode ? ExitCode.ofSignal(signal) : ExitCode.Ok)
+}
+
+/**
+ * Our output can no longer be written (stdout was a pipe and its reader is gone, as with
+ * `kube-forward up | head -1`): like a command that gets SIGPIPE, the run stops, but cleanly,
+ * closing the forwards, and exits 0. In `--` mode our lines are only a report on stderr and
+ * the command's run matters more: nothing more is written, the run goes on.
+ */
+const onOutputClosed = (state: StopState, commandMode: boolean) => () => {
+  if (commandMode) return
+  state.stops++
+  // before the session runs, `main` interrupts it as soon as it starts
+  state.session?.interruptUnsafe()
 }
 
 /** The code a finished session exits with. */
@@ -240,7 +253,7 @@ export const main = (
       state.settings = settings
       // the backend first: one that cannot be used is invalid input, reported before any output
       const services = yield* restore(buildBackend(backend))
-      const output = yield* Output.make(plan, settings)
+      const output = yield* Output.make(plan, settings, onOutputClosed(state, command !== undefined))
       const session = yield* Session.run(plan, {
         output,
         command,

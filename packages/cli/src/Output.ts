@@ -80,30 +80,53 @@ export interface Output {
 const CSI = "\u001b["
 
 /** Redraws the table in place: up to where it began, each line cleared, the rest erased. */
-const makeDrawer = (stream: NodeJS.WriteStream) => {
+const makeDrawer = (send: (text: string) => void) => {
   let height = 0
   return (lines: ReadonlyArray<string>) => {
     const up = height > 0 ? `${CSI}${height}F` : ""
-    stream.write(`${up}${lines.map((l) => `${l}${CSI}K\n`).join("")}${CSI}J`)
+    send(`${up}${lines.map((l) => `${l}${CSI}K\n`).join("")}${CSI}J`)
     height = lines.length
   }
 }
 
 /**
+ * Writes to `stream` until it fails (EPIPE: the reader is gone, as with `| head -1`); from then
+ * on nothing is written, and `onClosed` is called once. The listener stays, so a later write
+ * error (the stream destroyed) cannot crash the process either.
+ */
+const guardedWriter = (stream: NodeJS.WriteStream, onClosed: () => void) => {
+  let closed = false
+  stream.on("error", () => {
+    if (closed) return
+    closed = true
+    onClosed()
+  })
+  return (text: string) => {
+    if (!closed && !stream.destroyed) stream.write(text)
+  }
+}
+
+/**
  * Makes the output of `plan` with `settings`. In table mode the table is drawn at once and kept
- * up to date until the scope closes, when it is drawn a last time.
+ * up to date until the scope closes, when it is drawn a last time. When the stream can no
+ * longer be written (a closed pipe), output stops and `onClosed` is called, once.
  *
  * @category constructors
  * @since 0.1.0
  */
-export const make = (plan: Plan, settings: Settings): Effect.Effect<Output, never, Scope.Scope> =>
+export const make = (
+  plan: Plan,
+  settings: Settings,
+  onClosed: () => void = () => {}
+): Effect.Effect<Output, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { colour, mode, stream } = settings
     let rows = Board.make(plan, yield* Clock.currentTimeMillis)
     let footer: ReadonlyArray<string> = []
     let announced = false
-    const write = (line: string) => Effect.sync(() => stream.write(`${line}\n`))
-    const draw = makeDrawer(stream)
+    const send = guardedWriter(stream, onClosed)
+    const write = (line: string) => Effect.sync(() => send(`${line}\n`))
+    const draw = makeDrawer(send)
     const redraw = Effect.gen(function*() {
       if (mode !== "table") return
       const now = yield* Clock.currentTimeMillis

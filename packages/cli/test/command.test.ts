@@ -5,11 +5,11 @@
  * second signal leave behind (nothing: no kubectl, every port free).
  */
 import { assert, layer } from "@effect/vitest"
-import { Processes, TcpClient } from "@kube-forward/testkit"
+import { Child, Processes, TcpClient } from "@kube-forward/testkit"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { allBindable, Cluster, clusterLayer, echoPod, freePort, kubeForward, readyPorts } from "./support/cluster.ts"
+import { allBindable, bin, Cluster, clusterLayer, echoPod, freePort, kubeForward, readyPorts } from "./support/cluster.ts"
 
 const Env = clusterLayer({
   pods: [
@@ -20,7 +20,8 @@ const Env = clusterLayer({
     echoPod("restart-me"),
     echoPod("lose-me"),
     echoPod("sig-0"),
-    echoPod("sig-1")
+    echoPod("sig-1"),
+    echoPod("pipe")
   ],
   services: [{ name: "cache", namespace: "shop", selector: { app: "cache-0" }, ports: [{ port: 6379 }] }]
 })
@@ -127,6 +128,33 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       assert.notInclude(said, "    at ", "no stack trace")
       assert.strictEqual(child.lines("stdout").at(-1), "api: Closed")
       assert.deepStrictEqual(Fs.readdirSync(t.dir).filter((f) => f.endsWith(".tmp")), [], "no temporary file left")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
+  it.effect("a closed stdout (| head -1): no crash; taken as a stop, the forwards closed, exit 0", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      // kube-forward with its stdout a pipe whose reading end is closed once every forward is ready
+      const reader = `
+        const { spawn } = require("node:child_process")
+        const kf = spawn(process.execPath, process.argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] })
+        let seen = ""
+        kf.stdout.on("data", (d) => {
+          seen += d
+          if (seen.includes("all 1 forward ready\\n") && !kf.stdout.destroyed) {
+            kf.stdout.destroy()
+            console.log("closed")
+          }
+        })
+        kf.on("exit", (code, signal) => console.log("exit " + code + " " + signal))
+      `
+      const child = yield* Child.spawn(process.execPath, ["-e", reader, bin, "pod/pipe", ":7000"], { env: t.env })
+      yield* child.awaitLine(/^closed$/, "stdout")
+      // something to write: the pod restarts, the forward reconnects
+      yield* t.cluster.restartPod("default", "pipe", { downFor: "300 millis" })
+      const [line] = yield* child.awaitLine(/^exit .*$/, "stdout")
+      assert.strictEqual(line, "exit 0 null", child.text("stderr"))
+      assert.notInclude(child.text("stderr"), "EPIPE")
       assert.deepStrictEqual(t.leftovers(), [])
     }))
 
