@@ -10,7 +10,9 @@
  *
  * Every line fits the width (nothing wraps, so the table can be redrawn in place): the last
  * error takes what is left and is cut with `…`; on a narrower terminal the columns go in the
- * order last error, since, reconnects, target, and long names and port lists are cut. Rows that
+ * order last error, since, reconnects, target, and long names and port lists are cut; then the
+ * port list goes and the name is cut further, so that the state stays in view whole down to 20
+ * columns (and in part below that). Rows that
  * do not fit the height are summed up in one line. Colour is only added when asked (the caller
  * asks when the output is a terminal and `NO_COLOR` is not set), and never counts towards the
  * width.
@@ -162,11 +164,17 @@ const layout = (rows: ReadonlyArray<Row>, width: number, now: number) => {
     }
     columns = columns.filter((c) => c !== drop)
   }
-  // still too wide: cut the port list, then the name, to what is left
-  for (const c of [PORTS, NAME]) {
+  // still too wide: cut the port list, then the name; then drop the port list, so that the
+  // state stays; then cut the name further, and last the state itself
+  const shrink = (c: Column, min: number) => {
     const over = total() - width
-    if (over > 0) widths.set(c, Math.max(c === NAME ? 8 : 10, widths.get(c)! - over))
+    if (over > 0 && columns.includes(c)) widths.set(c, Math.max(Math.min(min, widths.get(c)!), widths.get(c)! - over))
   }
+  shrink(PORTS, 10)
+  shrink(NAME, 8)
+  if (total() > width) columns = columns.filter((c) => c !== PORTS)
+  shrink(NAME, 3)
+  shrink(STATE, 1)
   return columns.map((c) => ({ column: c, width: widths.get(c)! }))
 }
 

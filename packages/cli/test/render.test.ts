@@ -118,17 +118,21 @@ describe("Table", () => {
     assert.match(Table.render(reconnecting, { width: 120, colour: false, now })[1], /Reconnecting #2 +0 +1m05s/)
   })
 
-  for (const width of [100, 80, 60, 40, 30, 20, 8]) {
-    it(`a ${width}-column terminal: no line is wider, nothing wraps`, () => {
-      const lines = Table.render(fold(["web", LONG], sequence), {
-        width,
-        colour: true,
-        now,
-        footer: ["Ctrl-C to stop"]
-      })
-      for (const line of lines) assert.isAtMost(Table.visibleWidth(line), width, JSON.stringify(line))
-      if (width >= 40) {
-        assert.match(lines[1].replace(SGR, ""), /^web +.*Ready/, "the name and the state stay")
+  for (const width of [100, 80, 60, 40, 30, 24, 20, 8]) {
+    it(`a ${width}-column terminal: no line is wider, nothing wraps, the state stays in view`, () => {
+      // every row Ready, then web Reconnecting #2 (the widest state) and the long name Starting
+      for (const changes of [sequence, sequence.slice(0, 5)]) {
+        const board = fold(["web", LONG], changes)
+        const lines = Table.render(board, { width, colour: true, now, footer: ["Ctrl-C to stop"] })
+        for (const line of lines) assert.isAtMost(Table.visibleWidth(line), width, JSON.stringify(line))
+        const plain = lines.map((l) => l.replace(SGR, ""))
+        board.forEach((row, i) => {
+          assert.strictEqual(plain[i + 1][0], row.name[0], `the name starts the row: ${plain[i + 1]}`)
+          // down to 20 columns the whole state; below, as much of it as fits
+          const state = width >= 20 ? Table.stateText(row) : Table.stateText(row).slice(0, 2)
+          assert.match(plain[i + 1], new RegExp(`  ${state}`), `${width} columns: ${JSON.stringify(plain)}`)
+        })
+        assert.include(plain[0], width >= 20 ? "STATE" : "ST")
       }
     })
   }
@@ -148,6 +152,9 @@ describe("Table", () => {
     assert.deepStrictEqual(headers(64), ["NAME", "TARGET", "LOCAL → REMOTE", "STATE", "RECONNECTS"])
     assert.deepStrictEqual(headers(60), ["NAME", "TARGET", "LOCAL → REMOTE", "STATE"])
     assert.deepStrictEqual(headers(50), ["NAME", "LOCAL → REMOTE", "STATE"])
+    // then the ports, so that the state stays
+    assert.deepStrictEqual(headers(24), ["NAME", "LOCAL → RE…", "STATE"])
+    assert.deepStrictEqual(headers(20), ["NAME", "STATE"])
   })
 
   it("a long name is cut with … to its column, and the row still fits", () => {

@@ -70,6 +70,13 @@ const awaitExitStatus = (t: Tmux, exitFile: string) =>
   awaitScreen(t, "the command's exit", () => Fs.existsSync(exitFile) && Fs.readFileSync(exitFile, "utf8").endsWith("\n"))
     .pipe(Effect.map(() => Fs.readFileSync(exitFile, "utf8")))
 
+/** Nothing on the screen wrapped: `-J` joins a wrapped row into one line, wider than the pane. */
+const assertNoWrap = (t: Tmux) => {
+  for (const line of t.run("capture-pane", "-p", "-J", "-t", "kf").split("\n")) {
+    assert.isAtMost([...line.trimEnd()].length, WIDTH, line)
+  }
+}
+
 const rowOf = (text: string, name: string) => text.split("\n").find((l) => l.startsWith(`${name} `)) ?? ""
 
 describe("the live table in a terminal", () => {
@@ -91,9 +98,7 @@ describe("the live table in a terminal", () => {
       assert.match(first.split("\n")[0], /^NAME +TARGET +LOCAL → REMOTE +STATE +RECONNECTS +SINCE/)
       assert.match(rowOf(first, "db"), /^db +pod\/db -n shop +\d+→5432 +Ready +0 /)
       const port = Number(/(\d+)→7000/.exec(rowOf(first, "web"))![1])
-      for (const line of first.split("\n")) {
-        assert.isAtMost([...line].length, WIDTH, line)
-      }
+      assertNoWrap(t)
       assert.include(screen(t, true), "\u001b[32m", "colour on a terminal (NO_COLOR is not set)")
 
       yield* cluster.restartPod("default", "web", { downFor: "1500 millis" })
@@ -106,6 +111,7 @@ describe("the live table in a terminal", () => {
         new RegExp(`^web +pod/web +${port}→7000 +Ready +1 +\\d+s +.*pod/web`),
         "the last error stays in view"
       )
+      assertNoWrap(t) // the last error fills the row to the pane's width now
       assert.strictEqual(
         back.split("\n").filter((l) => l.startsWith("NAME")).length,
         1,
