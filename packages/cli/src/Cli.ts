@@ -212,9 +212,7 @@ const checked = (
 /** The backend's services; a variable it cannot use is invalid input, saying which and why. */
 const buildBackend = (name: Backend.Name) =>
   Layer.build(Backend.layer(name)).pipe(
-    Effect.mapError((error) =>
-      new Plan.InvalidInput({ problems: [Backend.describeConfigError(error, process.env)] })
-    )
+    Effect.mapError((error) => new Plan.InvalidInput({ problems: [Backend.describeConfigError(error, process.env)] }))
   )
 
 /**

@@ -85,42 +85,6 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("-- COMMAND", (it) =>
       assert.deepStrictEqual(t.leftovers(), [])
     }))
 
-  it.effect("SIGTERM reaches the command's own children too: nothing of it is left", () =>
-    Effect.gen(function*() {
-      const t = yield* Cluster
-      const child = yield* kubeForward(["pod/run", ":7000", "--", "sh", "-c", "echo started; sleep 777; echo x"], {
-        env: t.env
-      })
-      yield* child.awaitLine(/^started$/, "stdout")
-      const sleeps = Processes.live("sleep 777").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
-      assert.strictEqual(sleeps.length, 1, "the command's child runs")
-      yield* child.kill("SIGTERM")
-      assert.deepStrictEqual(yield* child.awaitExit, { code: 143, signal: null }, child.text("stderr"))
-      assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "no sleep 777 left")
-      assert.deepStrictEqual(child.lines("stdout"), ["started"])
-      assert.deepStrictEqual(t.leftovers(), [])
-    }))
-
-  it.effect("a second signal: SIGKILL for the command and its children at once, and --json still ends with exit", () =>
-    Effect.gen(function*() {
-      const t = yield* Cluster
-      // a command, and a child of it, that ignore SIGTERM
-      const command = ["sh", "-c", "trap '' TERM; echo started; sleep 779"]
-      const child = yield* kubeForward(["pod/run", ":7000", "--json", "--", ...command], { env: t.env })
-      yield* child.awaitLine(/^started$/, "stdout")
-      const sleeps = Processes.live("sleep 779").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
-      assert.strictEqual(sleeps.length, 1)
-      yield* child.kill("SIGTERM")
-      yield* child.awaitLine(/^kube-forward: stopping…/, "stderr")
-      yield* child.kill("SIGTERM")
-      assert.deepStrictEqual(yield* child.awaitExit, { code: 143, signal: null })
-      const last = JSON.parse(child.lines("stderr").at(-1)!) as Record<string, unknown>
-      assert.deepInclude(last, { event: "exit", code: 143 })
-      assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "no sleep 779 left")
-      const kubectl = t.leftovers().map((p) => p.pid)
-      assert.deepStrictEqual(yield* Processes.awaitExit(kubectl, { within: "5 seconds" }), [], "the watchdog ended kubectl")
-    }))
-
   it.effect("a command that does not exist: 127 and a message naming it, after the forwards were closed again", () =>
     Effect.gen(function*() {
       const t = yield* Cluster
@@ -143,3 +107,48 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("-- COMMAND", (it) =>
       assert.deepStrictEqual(t.leftovers(), [])
     }))
 })
+
+layer(Env, { timeout: 60_000, excludeTestServices: true })(
+  "-- COMMAND: stop signals reach the command and its children",
+  (it) => {
+    it.effect("SIGTERM reaches the command's own children too: nothing of it is left", () =>
+      Effect.gen(function*() {
+        const t = yield* Cluster
+        const child = yield* kubeForward(["pod/run", ":7000", "--", "sh", "-c", "echo started; sleep 777; echo x"], {
+          env: t.env
+        })
+        yield* child.awaitLine(/^started$/, "stdout")
+        const sleeps = Processes.live("sleep 777").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
+        assert.strictEqual(sleeps.length, 1, "the command's child runs")
+        yield* child.kill("SIGTERM")
+        assert.deepStrictEqual(yield* child.awaitExit, { code: 143, signal: null }, child.text("stderr"))
+        assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "no sleep 777 left")
+        assert.deepStrictEqual(child.lines("stdout"), ["started"])
+        assert.deepStrictEqual(t.leftovers(), [])
+      }))
+
+    it.effect("a second signal: SIGKILL for the command and its children at once, and --json still ends with exit", () =>
+      Effect.gen(function*() {
+        const t = yield* Cluster
+        // a command, and a child of it, that ignore SIGTERM
+        const command = ["sh", "-c", "trap '' TERM; echo started; sleep 779"]
+        const child = yield* kubeForward(["pod/run", ":7000", "--json", "--", ...command], { env: t.env })
+        yield* child.awaitLine(/^started$/, "stdout")
+        const sleeps = Processes.live("sleep 779").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
+        assert.strictEqual(sleeps.length, 1)
+        yield* child.kill("SIGTERM")
+        yield* child.awaitLine(/^kube-forward: stopping…/, "stderr")
+        yield* child.kill("SIGTERM")
+        assert.deepStrictEqual(yield* child.awaitExit, { code: 143, signal: null })
+        const last = JSON.parse(child.lines("stderr").at(-1)!) as Record<string, unknown>
+        assert.deepInclude(last, { event: "exit", code: 143 })
+        assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "no sleep 779 left")
+        const kubectl = t.leftovers().map((p) => p.pid)
+        assert.deepStrictEqual(
+          yield* Processes.awaitExit(kubectl, { within: "5 seconds" }),
+          [],
+          "the watchdog ended kubectl"
+        )
+      }))
+  }
+)

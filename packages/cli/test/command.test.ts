@@ -9,7 +9,16 @@ import { Child, Processes, TcpClient } from "@kube-forward/testkit"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { allBindable, bin, Cluster, clusterLayer, echoPod, freePort, kubeForward, readyPorts } from "./support/cluster.ts"
+import {
+  allBindable,
+  bin,
+  Cluster,
+  clusterLayer,
+  echoPod,
+  freePort,
+  kubeForward,
+  readyPorts
+} from "./support/cluster.ts"
 
 const Env = clusterLayer({
   pods: [
@@ -115,49 +124,6 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       assert.isFalse(Fs.existsSync(portsFile), "the ports file is removed with the forwards")
     }))
 
-  it.effect("a ports file that cannot be written after all: a message naming it, exit 4, the forwards closed", () =>
-    Effect.gen(function*() {
-      const t = yield* Cluster
-      // its directory is writable (so the check up front passes), but the path is a directory
-      const portsFile = Path.join(t.dir, "taken")
-      Fs.mkdirSync(Path.join(portsFile, "inside"), { recursive: true })
-      const child = yield* kubeForward(["pod/api", ":7000", "--ports-file", portsFile], { env: t.env })
-      assert.deepStrictEqual(yield* child.awaitExit, { code: 4, signal: null })
-      const said = child.text("stderr")
-      assert.match(said, new RegExp(`^kube-forward: cannot write the ports file ${portsFile}: `, "m"), said)
-      assert.notInclude(said, "    at ", "no stack trace")
-      assert.strictEqual(child.lines("stdout").at(-1), "api: Closed")
-      assert.deepStrictEqual(Fs.readdirSync(t.dir).filter((f) => f.endsWith(".tmp")), [], "no temporary file left")
-      assert.deepStrictEqual(t.leftovers(), [])
-    }))
-
-  it.effect("a closed stdout (| head -1): no crash; taken as a stop, the forwards closed, exit 0", () =>
-    Effect.gen(function*() {
-      const t = yield* Cluster
-      // kube-forward with its stdout a pipe whose reading end is closed once every forward is ready
-      const reader = `
-        const { spawn } = require("node:child_process")
-        const kf = spawn(process.execPath, process.argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] })
-        let seen = ""
-        kf.stdout.on("data", (d) => {
-          seen += d
-          if (seen.includes("all 1 forward ready\\n") && !kf.stdout.destroyed) {
-            kf.stdout.destroy()
-            console.log("closed")
-          }
-        })
-        kf.on("exit", (code, signal) => console.log("exit " + code + " " + signal))
-      `
-      const child = yield* Child.spawn(process.execPath, ["-e", reader, bin, "pod/pipe", ":7000"], { env: t.env })
-      yield* child.awaitLine(/^closed$/, "stdout")
-      // something to write: the pod restarts, the forward reconnects
-      yield* t.cluster.restartPod("default", "pipe", { downFor: "300 millis" })
-      const [line] = yield* child.awaitLine(/^exit .*$/, "stdout")
-      assert.strictEqual(line, "exit 0 null", child.text("stderr"))
-      assert.notInclude(child.text("stderr"), "EPIPE")
-      assert.deepStrictEqual(t.leftovers(), [])
-    }))
-
   it.effect("--json: Ready → Reconnecting → Ready through a pod restart, on the same local port", () =>
     Effect.gen(function*() {
       const t = yield* Cluster
@@ -242,5 +208,50 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward", (it) 
       )
       assert.deepStrictEqual(t.leftovers(), [])
       assert.isTrue(yield* allBindable(ports))
+    }))
+})
+
+layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward: output that cannot be written", (it) => {
+  it.effect("a ports file that cannot be written after all: a message naming it, exit 4, the forwards closed", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      // its directory is writable (so the check up front passes), but the path is a directory
+      const portsFile = Path.join(t.dir, "taken")
+      Fs.mkdirSync(Path.join(portsFile, "inside"), { recursive: true })
+      const child = yield* kubeForward(["pod/api", ":7000", "--ports-file", portsFile], { env: t.env })
+      assert.deepStrictEqual(yield* child.awaitExit, { code: 4, signal: null })
+      const said = child.text("stderr")
+      assert.match(said, new RegExp(`^kube-forward: cannot write the ports file ${portsFile}: `, "m"), said)
+      assert.notInclude(said, "    at ", "no stack trace")
+      assert.strictEqual(child.lines("stdout").at(-1), "api: Closed")
+      assert.deepStrictEqual(Fs.readdirSync(t.dir).filter((f) => f.endsWith(".tmp")), [], "no temporary file left")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
+  it.effect("a closed stdout (| head -1): no crash; taken as a stop, the forwards closed, exit 0", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      // kube-forward with its stdout a pipe whose reading end is closed once every forward is ready
+      const reader = `
+        const { spawn } = require("node:child_process")
+        const kf = spawn(process.execPath, process.argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] })
+        let seen = ""
+        kf.stdout.on("data", (d) => {
+          seen += d
+          if (seen.includes("all 1 forward ready\\n") && !kf.stdout.destroyed) {
+            kf.stdout.destroy()
+            console.log("closed")
+          }
+        })
+        kf.on("exit", (code, signal) => console.log("exit " + code + " " + signal))
+      `
+      const child = yield* Child.spawn(process.execPath, ["-e", reader, bin, "pod/pipe", ":7000"], { env: t.env })
+      yield* child.awaitLine(/^closed$/, "stdout")
+      // something to write: the pod restarts, the forward reconnects
+      yield* t.cluster.restartPod("default", "pipe", { downFor: "300 millis" })
+      const [line] = yield* child.awaitLine(/^exit .*$/, "stdout")
+      assert.strictEqual(line, "exit 0 null", child.text("stderr"))
+      assert.notInclude(child.text("stderr"), "EPIPE")
+      assert.deepStrictEqual(t.leftovers(), [])
     }))
 })

@@ -85,7 +85,9 @@ const cases: ReadonlyArray<
     "forwards \"db-main\" and \"db_main\" would both be KUBE_FORWARD_DB_MAIN_* in the command's environment"
   ]],
   // the command's own duration syntax in the hint, not the library's
-  [["pod/web", "80", "--ready-timeout", "0s"], ["--ready-timeout: must be more than 0 (write e.g. 5s, 1m30s or 500ms)"]],
+  [["pod/web", "80", "--ready-timeout", "0s"], [
+    "--ready-timeout: must be more than 0 (write e.g. 5s, 1m30s or 500ms)"
+  ]],
   // environment variables: the variable, its value and what it may be
   [["pod/web", "80"], ["KUBE_FORWARD_BACKEND=\"pigeon\" is not a backend (choices: kubectl, native)"], {
     KUBE_FORWARD_BACKEND: "pigeon"

@@ -61,13 +61,34 @@ const runInPane = (
   const redirect = options.stdin === undefined ? "" : ` < '${options.stdin}'`
   const shell = `trap '' INT; "$@"${redirect}; echo $? > '${exitFile}'`
   const env = Object.entries(options.env).flatMap(([k, v]) => ["-e", `${k}=${v}`])
-  t.run("new-session", "-d", "-s", "kf", "-x", String(WIDTH), "-y", "30", ...env, "-c", options.dir, "/bin/sh", "-c", shell, "sh", ...command)
+  t.run(
+    "new-session",
+    "-d",
+    "-s",
+    "kf",
+    "-x",
+    String(WIDTH),
+    "-y",
+    "30",
+    ...env,
+    "-c",
+    options.dir,
+    "/bin/sh",
+    "-c",
+    shell,
+    "sh",
+    ...command
+  )
   return exitFile
 }
 
 /** The exit status written by {@link runInPane}'s shell, once it is there. */
 const awaitExitStatus = (t: Tmux, exitFile: string) =>
-  awaitScreen(t, "the command's exit", () => Fs.existsSync(exitFile) && Fs.readFileSync(exitFile, "utf8").endsWith("\n"))
+  awaitScreen(
+    t,
+    "the command's exit",
+    () => Fs.existsSync(exitFile) && Fs.readFileSync(exitFile, "utf8").endsWith("\n")
+  )
     .pipe(Effect.map(() => Fs.readFileSync(exitFile, "utf8")))
 
 /** Nothing on the screen wrapped: `-J` joins a wrapped row into one line, wider than the pane. */
@@ -139,57 +160,78 @@ setInterval(() => {}, 1 << 30)
 `
 
 describe("-- mode under a terminal: the command gets a stop signal once, a second one quits", () => {
-  it.live("stdin not a terminal: one Ctrl-C reaches the command once (from the terminal, not again from us)", () =>
-    Effect.gen(function*() {
-      const dir = yield* tempDir
-      const cluster = yield* FakeCluster.make({ pods: [echoPod("web")] })
-      const t = yield* tmux(dir)
-      const exitFile = runInPane(
-        t,
-        { dir, env: cluster.env, stdin: "/dev/null" },
-        process.execPath,
-        bin,
-        "pod/web",
-        ":7000",
-        "--",
-        process.execPath,
-        "-e",
-        COUNTER
-      )
-      const started = yield* awaitScreen(t, "the command", (s) => /counter \d+/.test(s))
-      const pid = Number(/counter (\d+)/.exec(started)![1])
-      const [self] = Processes.live(bin, "pod/web").filter((p) => p.args.startsWith(process.execPath))
-      // kube-forward held still until the command has taken the terminal's SIGINT: a second one
-      // from kube-forward cannot then merge with it into one pending signal
-      process.kill(self.pid, "SIGSTOP")
-      t.run("send-keys", "-t", "kf", "C-c")
-      yield* awaitScreen(t, "the command's SIGINT", (s) => s.includes("INT 1"))
-      process.kill(self.pid, "SIGCONT")
-      // kube-forward's own signal to the command, if any, is sent before its note is written
-      yield* awaitScreen(t, "the note", (s) => s.includes("stopping…"))
-      process.kill(pid, "SIGUSR1")
-      assert.strictEqual(yield* awaitExitStatus(t, exitFile), "1\n", `one SIGINT:\n${screen(t)}`)
-      assert.deepStrictEqual(Processes.portForwards(cluster.kubeconfigPath), [])
-    }), 60_000)
+  it.live(
+    "stdin not a terminal: one Ctrl-C reaches the command once (from the terminal, not again from us)",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const cluster = yield* FakeCluster.make({ pods: [echoPod("web")] })
+        const t = yield* tmux(dir)
+        const exitFile = runInPane(
+          t,
+          { dir, env: cluster.env, stdin: "/dev/null" },
+          process.execPath,
+          bin,
+          "pod/web",
+          ":7000",
+          "--",
+          process.execPath,
+          "-e",
+          COUNTER
+        )
+        const started = yield* awaitScreen(t, "the command", (s) => /counter \d+/.test(s))
+        const pid = Number(/counter (\d+)/.exec(started)![1])
+        const [self] = Processes.live(bin, "pod/web").filter((p) => p.args.startsWith(process.execPath))
+        // kube-forward held still until the command has taken the terminal's SIGINT: a second one
+        // from kube-forward cannot then merge with it into one pending signal
+        process.kill(self.pid, "SIGSTOP")
+        t.run("send-keys", "-t", "kf", "C-c")
+        yield* awaitScreen(t, "the command's SIGINT", (s) => s.includes("INT 1"))
+        process.kill(self.pid, "SIGCONT")
+        // kube-forward's own signal to the command, if any, is sent before its note is written
+        yield* awaitScreen(t, "the note", (s) => s.includes("stopping…"))
+        process.kill(pid, "SIGUSR1")
+        assert.strictEqual(yield* awaitExitStatus(t, exitFile), "1\n", `one SIGINT:\n${screen(t)}`)
+        assert.deepStrictEqual(Processes.portForwards(cluster.kubeconfigPath), [])
+      }),
+    60_000
+  )
 
-  it.live("stdin a terminal: kill -INT from outside, twice, quits at once with 130 and leaves nothing", () =>
-    Effect.gen(function*() {
-      const dir = yield* tempDir
-      const cluster = yield* FakeCluster.make({ pods: [echoPod("web")] })
-      const t = yield* tmux(dir)
-      const command = ["sh", "-c", "echo started; sleep 778"]
-      const exitFile = runInPane(t, { dir, env: cluster.env }, process.execPath, bin, "pod/web", ":7000", "--", ...command)
-      yield* awaitScreen(t, "the command", (s) => s.includes("started"))
-      // kube-forward itself (tmux and the shell around it have the same words in their arguments)
-      const [self] = Processes.live(bin, "sleep 778").filter((p) => p.args.startsWith(process.execPath))
-      const sleeps = Processes.live("sleep 778").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
-      const kubectl = Processes.portForwards(cluster.kubeconfigPath).map((p) => p.pid)
-      assert.strictEqual(sleeps.length, 1)
-      process.kill(self.pid, "SIGINT")
-      yield* awaitScreen(t, "the note", (s) => s.includes("stopping…"))
-      process.kill(self.pid, "SIGINT")
-      assert.strictEqual(yield* awaitExitStatus(t, exitFile), "130\n", screen(t))
-      assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "the command's child is gone")
-      assert.deepStrictEqual(yield* Processes.awaitExit(kubectl, { within: "5 seconds" }), [], "the watchdog ended kubectl")
-    }), 60_000)
+  it.live(
+    "stdin a terminal: kill -INT from outside, twice, quits at once with 130 and leaves nothing",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const cluster = yield* FakeCluster.make({ pods: [echoPod("web")] })
+        const t = yield* tmux(dir)
+        const command = ["sh", "-c", "echo started; sleep 778"]
+        const exitFile = runInPane(
+          t,
+          { dir, env: cluster.env },
+          process.execPath,
+          bin,
+          "pod/web",
+          ":7000",
+          "--",
+          ...command
+        )
+        yield* awaitScreen(t, "the command", (s) => s.includes("started"))
+        // kube-forward itself (tmux and the shell around it have the same words in their arguments)
+        const [self] = Processes.live(bin, "sleep 778").filter((p) => p.args.startsWith(process.execPath))
+        const sleeps = Processes.live("sleep 778").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
+        const kubectl = Processes.portForwards(cluster.kubeconfigPath).map((p) => p.pid)
+        assert.strictEqual(sleeps.length, 1)
+        process.kill(self.pid, "SIGINT")
+        yield* awaitScreen(t, "the note", (s) => s.includes("stopping…"))
+        process.kill(self.pid, "SIGINT")
+        assert.strictEqual(yield* awaitExitStatus(t, exitFile), "130\n", screen(t))
+        assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "the command's child is gone")
+        assert.deepStrictEqual(
+          yield* Processes.awaitExit(kubectl, { within: "5 seconds" }),
+          [],
+          "the watchdog ended kubectl"
+        )
+      }),
+    60_000
+  )
 })
