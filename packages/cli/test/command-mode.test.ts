@@ -10,7 +10,9 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { allBindable, Cluster, clusterLayer, echoPod, kubeForward } from "./support/cluster.ts"
 
-const Env = clusterLayer({ pods: [echoPod("run"), echoPod("db", { namespace: "shop", port: 5432, portName: "pg" })] })
+const Env = clusterLayer({
+  pods: [echoPod("run"), echoPod("db", { namespace: "shop", port: 5432, portName: "pg" }), echoPod("lose")]
+})
 
 /**
  * The command: a Node script that sends a line through the port in KUBE_FORWARD_PORT, prints
@@ -149,6 +151,21 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })(
           [],
           "the watchdog ended kubectl"
         )
+      }))
+
+    it.effect("a forward lost for good: SIGTERM, and what outlives the command gets SIGKILL after the grace", () =>
+      Effect.gen(function*() {
+        const t = yield* Cluster
+        // the command exits on SIGTERM; the child it started in the background ignores it
+        const command = ["sh", "-c", "(trap '' TERM; exec sleep 780) & echo started; wait"]
+        const child = yield* kubeForward(["pod/lose", ":7000", "--no-reconnect", "--", ...command], { env: t.env })
+        yield* child.awaitLine(/^started$/, "stdout")
+        const sleeps = Processes.live("sleep 780").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
+        assert.strictEqual(sleeps.length, 1)
+        yield* t.cluster.restartPod("default", "lose")
+        assert.deepStrictEqual(yield* child.awaitExit, { code: 3, signal: null }, child.text("stderr"))
+        assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "no sleep 780 left")
+        assert.deepStrictEqual(t.leftovers(), [])
       }))
   }
 )
