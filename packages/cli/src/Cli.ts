@@ -185,8 +185,9 @@ const codeOf = (
 }
 
 /**
- * The plan, with the `--` command's placeholders checked against it, and the backend chosen
- * (the flag, else `KUBE_FORWARD_BACKEND`).
+ * The plan and the rest of the input, checked before anything starts: the backend (the flag,
+ * else `KUBE_FORWARD_BACKEND`), the directory of `--ports-file`, and in `--` mode the forwards'
+ * names (as variables) and the command's placeholders.
  */
 const checked = (
   load: Effect.Effect<Plan.Plan, Plan.InvalidInput>,

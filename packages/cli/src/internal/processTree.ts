@@ -57,8 +57,13 @@ export const tree = (roots: ReadonlyArray<number>): Array<Proc> => {
   const byParent = new Map<number, Array<Proc>>()
   for (const p of all) byParent.set(p.ppid, [...(byParent.get(p.ppid) ?? []), p])
   const out: Array<Proc> = all.filter((p) => roots.includes(p.pid))
+  const seen = new Set(out.map((p) => p.pid))
   for (let i = 0; i < out.length; i++) {
-    for (const child of byParent.get(out[i].pid) ?? []) if (!out.some((p) => p.pid === child.pid)) out.push(child)
+    for (const child of byParent.get(out[i].pid) ?? []) {
+      if (seen.has(child.pid)) continue
+      seen.add(child.pid)
+      out.push(child)
+    }
   }
   return out
 }
