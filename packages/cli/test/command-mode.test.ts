@@ -33,6 +33,15 @@ socket.on("end", () => {
 })
 `
 
+/**
+ * The live processes under `pid` (kube-forward) whose command line is `command`: this run's own,
+ * whatever else runs on the machine.
+ */
+const sleepsUnder = (pid: number, command: string) => {
+  const under = new Set(Processes.descendants(pid))
+  return Processes.live(command).filter((p) => under.has(p.pid) && p.args === command).map((p) => p.pid)
+}
+
 const run = (how: string, ...args: Array<string>) =>
   Effect.gen(function*() {
     const t = yield* Cluster
@@ -120,7 +129,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })(
           env: t.env
         })
         yield* child.awaitLine(/^started$/, "stdout")
-        const sleeps = Processes.live("sleep 777").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
+        const sleeps = sleepsUnder(child.pid, "sleep 777")
         assert.strictEqual(sleeps.length, 1, "the command's child runs")
         yield* child.kill("SIGTERM")
         assert.deepStrictEqual(yield* child.awaitExit, { code: 143, signal: null }, child.text("stderr"))
@@ -136,7 +145,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })(
         const command = ["sh", "-c", "trap '' TERM; echo started; sleep 779"]
         const child = yield* kubeForward(["pod/run", ":7000", "--json", "--", ...command], { env: t.env })
         yield* child.awaitLine(/^started$/, "stdout")
-        const sleeps = Processes.live("sleep 779").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
+        const sleeps = sleepsUnder(child.pid, "sleep 779")
         assert.strictEqual(sleeps.length, 1)
         yield* child.kill("SIGTERM")
         yield* child.awaitLine(/^kube-forward: stopping…/, "stderr")
@@ -160,7 +169,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })(
         const command = ["sh", "-c", "(trap '' TERM; exec sleep 780) & echo started; wait"]
         const child = yield* kubeForward(["pod/lose", ":7000", "--no-reconnect", "--", ...command], { env: t.env })
         yield* child.awaitLine(/^started$/, "stdout")
-        const sleeps = Processes.live("sleep 780").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
+        const sleeps = sleepsUnder(child.pid, "sleep 780")
         assert.strictEqual(sleeps.length, 1)
         yield* t.cluster.restartPod("default", "lose")
         assert.deepStrictEqual(yield* child.awaitExit, { code: 3, signal: null }, child.text("stderr"))

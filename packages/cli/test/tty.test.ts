@@ -82,6 +82,19 @@ const runInPane = (
   return exitFile
 }
 
+/** The live processes under the pane's shell (this test's own, whatever else runs). */
+const inPane = (t: Tmux) => {
+  const under = new Set(Processes.descendants(Number(t.run("display-message", "-p", "-t", "kf", "#{pane_pid}"))))
+  return Processes.list().filter((p) => under.has(p.pid))
+}
+
+/** kube-forward in the pane (the one process there that runs our binary with Node). */
+const kubeForwardIn = (t: Tmux) => {
+  const [self] = inPane(t).filter((p) => p.args.startsWith(`${process.execPath} ${bin}`))
+  assert.isDefined(self, "kube-forward runs in the pane")
+  return self
+}
+
 /** The exit status written by {@link runInPane}'s shell, once it is there. */
 const awaitExitStatus = (t: Tmux, exitFile: string) =>
   awaitScreen(
@@ -181,7 +194,7 @@ describe("-- mode under a terminal: the command gets a stop signal once, a secon
         )
         const started = yield* awaitScreen(t, "the command", (s) => /counter \d+/.test(s))
         const pid = Number(/counter (\d+)/.exec(started)![1])
-        const [self] = Processes.live(bin, "pod/web").filter((p) => p.args.startsWith(process.execPath))
+        const self = kubeForwardIn(t)
         // kube-forward held still until the command has taken the terminal's SIGINT: a second one
         // from kube-forward cannot then merge with it into one pending signal
         process.kill(self.pid, "SIGSTOP")
@@ -216,9 +229,8 @@ describe("-- mode under a terminal: the command gets a stop signal once, a secon
           ...command
         )
         yield* awaitScreen(t, "the command", (s) => s.includes("started"))
-        // kube-forward itself (tmux and the shell around it have the same words in their arguments)
-        const [self] = Processes.live(bin, "sleep 778").filter((p) => p.args.startsWith(process.execPath))
-        const sleeps = Processes.live("sleep 778").filter((p) => p.args.startsWith("sleep")).map((p) => p.pid)
+        const self = kubeForwardIn(t)
+        const sleeps = inPane(t).filter((p) => p.args === "sleep 778").map((p) => p.pid)
         const kubectl = Processes.portForwards(cluster.kubeconfigPath).map((p) => p.pid)
         assert.strictEqual(sleeps.length, 1)
         process.kill(self.pid, "SIGINT")
