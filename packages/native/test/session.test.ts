@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Spdy } from "@kube-forward/protocol"
 import { Effect } from "effect"
+import { vi } from "vitest"
 import type { PairEvents } from "../src/internal/session.ts"
 import { Session } from "../src/internal/session.ts"
 import type { Transport, TransportEvents } from "../src/internal/transport.ts"
@@ -167,6 +168,27 @@ describe("native SPDY session", () => {
       assert.isTrue(h.state.destroyed)
     }))
 
+  it("an answered PING keeps the session; the next one takes the next odd id", () => {
+    vi.useFakeTimers()
+    try {
+      const h = harness({ pingIntervalMs: 20, pingTimeoutMs: 60 })
+      const pings = () => h.controls().flatMap((c) => c._tag === "Ping" ? [c.id] : [])
+      vi.advanceTimersByTime(20)
+      assert.deepStrictEqual(pings(), [1])
+      h.feed(Spdy.encodePing(1))
+      vi.advanceTimersByTime(20)
+      assert.deepStrictEqual(pings(), [1, 3])
+      h.feed(Spdy.encodePing(3))
+      vi.advanceTimersByTime(20)
+      assert.deepStrictEqual(pings(), [1, 3, 5])
+      assert.isUndefined(h.session.ended, "answered PINGs keep the session")
+      vi.advanceTimersByTime(60)
+      assert.match(h.session.ended ?? "", /did not answer a PING within 60 ms/)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
   it("a reader that falls behind pauses the session, and resumes it once drained (no flow control from the server)", () => {
     const h = harness()
     let room = true
@@ -203,6 +225,52 @@ describe("native SPDY session", () => {
     const grants = h.controls().filter((c) => c._tag === "WindowUpdate").map((c) =>
       c._tag === "WindowUpdate" && [c.streamId, c.delta]
     )
-    assert.deepStrictEqual(grants, [[3, 40 * 1024], [0, 40 * 1024]])
+    assert.deepStrictEqual(grants, [[0, 40 * 1024], [3, 40 * 1024]])
+  })
+
+  it("under flow control a reader that falls behind withholds its own stream's window only", () => {
+    const h = harness()
+    let slowAccepts = false
+    const slow = recorder({ accept: () => slowAccepts })
+    const fast = recorder()
+    const a = h.session.open(80, slow.events)
+    h.session.open(81, fast.events)
+    h.feed(Spdy.encodeWindowUpdate(0, 1), reply(3), reply(7))
+    const grants = () => h.controls().flatMap((c) => c._tag === "WindowUpdate" ? [[c.streamId, c.delta] as const] : [])
+    // the slow reader's buffer is full: its stream gets no window back, the session does
+    h.feed(Spdy.encodeDataFrame(3, Buffer.alloc(64 * 1024)))
+    assert.deepStrictEqual(grants(), [[0, 64 * 1024]])
+    assert.isFalse(h.state.paused, "the session goes on reading for the other pairs")
+    h.feed(Spdy.encodeDataFrame(7, Buffer.alloc(40 * 1024)))
+    assert.deepStrictEqual(grants(), [[0, 64 * 1024], [0, 40 * 1024], [7, 40 * 1024]])
+    // once drained, the slow stream's window comes back in full
+    slowAccepts = true
+    a.drained()
+    assert.deepStrictEqual(grants().at(-1), [3, 64 * 1024])
+  })
+
+  it("bytes received before the server showed flow control are granted once it does", () => {
+    const h = harness()
+    const r = recorder()
+    h.session.open(80, r.events)
+    h.feed(reply(3), Spdy.encodeDataFrame(3, Buffer.alloc(40 * 1024)))
+    assert.strictEqual(h.controls().filter((c) => c._tag === "WindowUpdate").length, 0)
+    h.feed(Spdy.encodeWindowUpdate(0, 1), Spdy.encodeDataFrame(3, Buffer.alloc(1)))
+    const grants = h.controls().flatMap((c) => c._tag === "WindowUpdate" ? [[c.streamId, c.delta] as const] : [])
+    assert.deepStrictEqual(grants, [[0, 40 * 1024 + 1], [3, 40 * 1024 + 1]])
+  })
+
+  it("the session's end fails every pair as lost; a pair's own failure is not", () => {
+    const h = harness()
+    const failures: Array<[string, boolean]> = []
+    const events = (): PairEvents => ({
+      ...recorder().events,
+      onFail: (reason, lost) => void failures.push([reason, lost])
+    })
+    h.session.open(80, events())
+    h.session.open(81, events())
+    h.feed(reply(3), reply(7), Spdy.encodeRstStream(3, Spdy.RstStatus.Cancel))
+    h.feed(Spdy.encodeGoAway(0))
+    assert.deepStrictEqual(failures.map(([, lost]) => lost), [false, true])
   })
 })

@@ -23,13 +23,15 @@ export type Opener = (events: PairEvents) => PairHandle
 
 /** A connection that cannot be carried at all: it fails as soon as it is opened. */
 export const failedPair = (events: PairEvents, reason: string): PairHandle => {
-  queueMicrotask(() => events.onFail(reason))
+  queueMicrotask(() => events.onFail(reason, false))
   return { write: () => true, end: () => {}, reset: () => {}, drained: () => {} }
 }
 
 /**
  * Carries `socket` (accepted paused) on a new stream pair: bytes both ways, half-closes both
- * ways, backpressure both ways. A failure of this connection (`onFail`) ends this socket only.
+ * ways, backpressure both ways. A failure of this connection ends this socket only and is
+ * reported (`onFail`); the end of the whole session closes the socket without a report (the
+ * forward reports its loss once, as `ended`).
  */
 export const carry = (socket: Net.Socket, open: Opener, onFail: (reason: string) => void): void => {
   socket.setNoDelay(true)
@@ -52,9 +54,9 @@ export const carry = (socket: Net.Socket, open: Opener, onFail: (reason: string)
       return socket.writableLength < HIGH_WATER
     },
     onEnd: () => socket.end(),
-    onFail: (reason) => {
+    onFail: (reason, lost) => {
       socket.destroy()
-      onFail(reason)
+      if (!lost) onFail(reason)
     },
     onWritable: () => {
       if (!socket.destroyed) socket.resume()

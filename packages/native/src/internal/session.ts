@@ -28,8 +28,11 @@ export interface PairEvents {
   readonly onData: (bytes: Buffer) => boolean
   /** The pod's side ended (FIN on the data stream). */
   readonly onEnd: () => void
-  /** The connection failed: the kubelet's text, a reset, or the session's end. Called at most once. */
-  readonly onFail: (reason: string) => void
+  /**
+   * The connection failed: the kubelet's text or a reset (`lost` false: this connection alone),
+   * or the session's end (`lost` true: the whole forward lost its carrier). Called at most once.
+   */
+  readonly onFail: (reason: string, lost: boolean) => void
   /** Writing may go on after a `write` answered `false`. */
   readonly onWritable: () => void
   /** Both sides ended and the error stream ended empty: the connection is over, cleanly. */
@@ -150,6 +153,9 @@ export class Pair {
     } else {
       if (payload.length > 0) {
         if (!this.events.onData(payload)) this.backUp()
+        // the session's window is given back as soon as the bytes left the session: a reader
+        // that falls behind withholds its own stream's window only, never the other pairs'
+        this.session.consumed(payload.length)
         this.grant(payload.length)
       }
       if (fin && !this.remoteEnded) {
@@ -166,11 +172,11 @@ export class Pair {
     this.session.block(this)
   }
 
+  /** This stream's window back to the server, unless its reader is behind. */
   private grant(bytes: number): void {
     this.ungranted += bytes
     if (this.backedUp || this.ungranted < GRANT_AT) return
-    this.session.sendGrant(this, this.ungranted)
-    this.ungranted = 0
+    if (this.session.sendGrant(this.dataId, this.ungranted)) this.ungranted = 0
   }
 
   /** A failed connection is reported once its error stream ended (or when a reset says so). */
@@ -186,12 +192,12 @@ export class Pair {
     }
   }
 
-  /** @internal the connection failed. */
-  fail(reason: string): void {
+  /** @internal the connection failed; `lost`: because the session ended. */
+  fail(reason: string, lost = false): void {
     if (this.done) return
     this.done = true
     this.session.forget(this, true)
-    this.events.onFail(reason)
+    this.events.onFail(reason, lost)
   }
 }
 
@@ -221,6 +227,8 @@ export class Session {
   /** Whether the server does flow control (it sent SETTINGS or WINDOW_UPDATE). */
   private flowControl = false
   private sessionWindow = DEFAULT_WINDOW
+  /** DATA bytes received and handed over, not yet granted back to the server. */
+  private sessionUngranted = 0
   initialWindow = DEFAULT_WINDOW
   readonly transport: Transport
 
@@ -256,7 +264,8 @@ export class Session {
     const requestId = this.nextRequestId++
     const pair = new Pair(this, port, requestId, errorId, events)
     if (this.endReason !== undefined || errorId + 2 > MAX_STREAM_ID) {
-      queueMicrotask(() => pair.fail(this.endReason ?? "the session has used all its stream ids"))
+      const lost = this.endReason !== undefined
+      queueMicrotask(() => pair.fail(this.endReason ?? "the session has used all its stream ids", lost))
       return pair
     }
     this.nextStreamId += 4
@@ -323,11 +332,20 @@ export class Session {
     if (this.endReason === undefined) this.transport.write(Spdy.encodeDataFrame(pair.dataId, Buffer.alloc(0), true))
   }
 
-  /** @internal window granted back to the server (only once it showed it does flow control). */
-  sendGrant(pair: Pair, bytes: number): void {
-    if (!this.flowControl || this.endReason !== undefined) return
-    this.transport.write(Spdy.encodeWindowUpdate(pair.dataId, bytes))
-    this.transport.write(Spdy.encodeWindowUpdate(0, bytes))
+  /**
+   * @internal window granted back to the server for `streamId` (0: the session), once it
+   * showed it does flow control; `false` when nothing was sent (the bytes stay to be granted).
+   */
+  sendGrant(streamId: number, bytes: number): boolean {
+    if (!this.flowControl || this.endReason !== undefined) return false
+    this.transport.write(Spdy.encodeWindowUpdate(streamId, bytes))
+    return true
+  }
+
+  /** @internal DATA bytes handed to their owners: the session's window, granted back in steps. */
+  consumed(bytes: number): void {
+    this.sessionUngranted += bytes
+    if (this.sessionUngranted >= GRANT_AT && this.sendGrant(0, this.sessionUngranted)) this.sessionUngranted = 0
   }
 
   /** @internal whether `pair` waits for window. */
@@ -483,7 +501,7 @@ export class Session {
     this.endReason = reason
     if (this.pingTimer !== undefined) clearInterval(this.pingTimer)
     if (this.pingDeadline !== undefined) clearTimeout(this.pingDeadline)
-    for (const pair of new Set(this.pairs.values())) pair.fail(reason)
+    for (const pair of new Set(this.pairs.values())) pair.fail(reason, true)
     this.pairs.clear()
     for (const f of this.endListeners.splice(0)) f(reason)
   }
