@@ -7,7 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { ForwardMetrics, PortForward } from "@kube-forward/core"
 import { NativeForwarder } from "@kube-forward/native"
 import { Backend, FakeCluster, Processes, TcpClient } from "@kube-forward/testkit"
-import { Effect, Exit, Metric, Scope } from "effect"
+import { Effect, Exit, Fiber, Metric, Schedule, Scope, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
@@ -124,7 +124,112 @@ describe("native carrier", () => {
         assert.isTrue(yield* fwd.isOpen)
       }).pipe(Effect.scoped, Effect.provide(native(cluster, { spread: true })))
     }))
+
+  it.live("spread: sessions lost at once are opened again; the forward stays Ready and counts no failed connection", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make({
+        pods: [webPod("web-a"), webPod("web-b")],
+        services: [{ name: "web", selector: { app: "web" }, ports: [{ port: 80, targetPort: "http" }] }]
+      })
+      const registry = new Map()
+      yield* Effect.gen(function*() {
+        const fwd = yield* PortForward.make({ target: "svc/web", ports: [80] })
+        yield* cluster.awaitCounters((c) => c.activeSessions === 2)
+        const held = yield* heldConnection(fwd.localPort)
+        const before = (yield* cluster.counters).upgradeRequests
+        yield* cluster.dropSessions
+        yield* held
+        yield* cluster.awaitCounters((c) => c.activeSessions === 2 && c.upgradeRequests === before + 2)
+        const seen = new Set<string>()
+        for (let i = 0; i < 6; i++) seen.add(yield* whoami(fwd.localPort))
+        assert.deepStrictEqual([...seen].sort(), ["web-a", "web-b"])
+        const [now] = yield* fwd.status.pipe(Stream.take(1), Stream.runCollect)
+        assert.strictEqual(now._tag, "Ready", "the forward never left Ready")
+        const failures = yield* Metric.value(
+          Metric.withAttributes(ForwardMetrics.connectionFailures, { backend: "native" })
+        )
+        assert.strictEqual(failures.count, 0, "a lost session is not a failed connection")
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(native(cluster, { spread: true })),
+        Effect.provideService(Metric.MetricRegistry, registry)
+      )
+    }))
+
+  it.live("spread: when no pod's session can be opened again the forward is lost, and reconnects", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make({
+        pods: [webPod("web-a"), webPod("web-b")],
+        services: [{ name: "web", selector: { app: "web" }, ports: [{ port: 80, targetPort: "http" }] }]
+      })
+      yield* Effect.gen(function*() {
+        const fwd = yield* PortForward.make({
+          target: "svc/web",
+          ports: [80],
+          reconnect: Schedule.spaced("50 millis").pipe(Schedule.upTo({ times: 100 }))
+        })
+        yield* cluster.awaitCounters((c) => c.activeSessions === 2)
+        const reconnecting = yield* fwd.status.pipe(
+          Stream.filter((s) => s._tag === "Reconnecting"),
+          Stream.take(1),
+          Stream.runCollect,
+          Effect.forkScoped
+        )
+        yield* cluster.setUpgradeFault({ _tag: "Status", code: 500 })
+        yield* cluster.dropSessions
+        const [status] = yield* Fiber.join(reconnecting)
+        assert.match(
+          status._tag === "Reconnecting" ? status.cause.message : "",
+          /lost connection to every pod of service web/
+        )
+        yield* cluster.setUpgradeFault(undefined)
+        yield* fwd.status.pipe(Stream.filter((s) => s._tag === "Ready"), Stream.take(1), Stream.runDrain)
+        assert.include(["web-a", "web-b"], yield* whoami(fwd.localPort))
+      }).pipe(Effect.scoped, Effect.provide(native(cluster, { spread: true })))
+    }))
+
+  it.live("spread: closing while a pod's session is still being opened leaves nothing and does not crash", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make({
+        pods: [webPod("web-a")],
+        services: [{ name: "web", selector: { app: "web" }, ports: [{ port: 80, targetPort: "http" }] }]
+      })
+      const scope = yield* Scope.make()
+      const fwd = yield* PortForward.make({ target: "svc/web", ports: [80] }).pipe(
+        Scope.provide(scope),
+        Effect.provide(native(cluster, { spread: true }))
+      )
+      yield* cluster.setUpgradeFault({ _tag: "Hang" })
+      const before = (yield* cluster.counters).upgradeRequests
+      yield* cluster.addPod(webPod("web-b"))
+      yield* cluster.awaitCounters((c) => c.upgradeRequests === before + 1)
+      yield* Scope.close(scope, Exit.void)
+      yield* cluster.awaitCounters((c) => c.activeSessions === 0)
+      assert.isTrue(yield* Processes.canBind(fwd.localPort), "the port is free after close")
+      // the hung upgrade's connection was closed by us: the server sees no client left
+      yield* cluster.setUpgradeFault(undefined)
+      assert.isFalse(yield* fwd.isOpen)
+    }))
 })
+
+const webPod = (name: string) => ({
+  name,
+  labels: { app: "web" },
+  containers: [{ name: "c", ports: [{ name: "http", containerPort: 8080, backend: Backend.http({ name }) }] }]
+})
+
+/** A connection through `port` held open; the effect completes when the other side closes it. */
+const heldConnection = (port: number) =>
+  Effect.callback<Effect.Effect<void>>((resume) => {
+    const socket = Net.connect({ host: "127.0.0.1", port })
+    const closed = Effect.callback<void>((done) => {
+      if (socket.destroyed) return done(Effect.void)
+      socket.once("close", () => done(Effect.void))
+    })
+    socket.once("connect", () => socket.write("GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n"))
+    socket.once("data", () => resume(Effect.succeed(closed)))
+    socket.on("error", () => {})
+  })
 
 /**
  * A TCP proxy in front of the fake cluster that can freeze: it stops moving bytes either way

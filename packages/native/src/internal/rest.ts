@@ -4,20 +4,14 @@
  *
  * @internal
  */
-import {
-  ApiServerError,
-  type ClusterUnreachable,
-  type Forbidden,
-  PodNotFound,
-  type Unauthorized
-} from "@kube-forward/core/PortForwardError"
+import { ApiServerError, type Forbidden, PodNotFound } from "@kube-forward/core/PortForwardError"
 import { Cause, Effect, Queue, Stream } from "effect"
 import type * as Http from "node:http"
-import { answerError, requestFailure } from "./errors.ts"
+import { answerError, type RequestFailure, requestFailure } from "./errors.ts"
 import type { KubeClient } from "./kubeClient.ts"
 
 /** Everything a REST call can fail with. */
-export type RestError = ClusterUnreachable | Unauthorized | Forbidden | PodNotFound | ApiServerError
+export type RestError = RequestFailure | Forbidden | PodNotFound | ApiServerError
 
 /** How long a REST call may take before the API server counts as unreachable. */
 const REST_TIMEOUT_MS = 30_000
@@ -94,6 +88,9 @@ export const watch = (client: KubeClient, path: string): Stream.Stream<WatchEven
 
 const failCause = (e: RestError) => Cause.fail(e)
 
+/** The longest watch event read (kube-apiserver's own request limit is 3 MiB; a margin above). */
+const MAX_EVENT_CHARS = 16 * 1024 * 1024
+
 const follow = (
   response: Http.IncomingMessage,
   queue: Queue.Queue<WatchEvent, RestError | Cause.Done>,
@@ -111,6 +108,10 @@ const follow = (
   response.on("data", (chunk: string) => {
     const lines = (rest + chunk).split("\n")
     rest = lines.pop() ?? ""
+    if (rest.length > MAX_EVENT_CHARS) {
+      response.destroy()
+      return Queue.failCauseUnsafe(queue, failCause(notJson(200, "a watch event (over 16 MiB without a line end)")))
+    }
     for (const line of lines) {
       if (line.trim().length === 0) continue
       let event: WatchEvent
