@@ -207,6 +207,41 @@ describe("native carrier: no secret in an error", () => {
     }))
 })
 
+describe("native carrier: credentials that cannot be used", () => {
+  it.live("a client certificate file that does not exist: KubeconfigInvalid naming it, nothing asked of the server", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make(options)
+      const written = Fs.readFileSync(yield* cluster.writeKubeconfig({ credential: "clientCertificate" }), "utf8")
+      const path = `${cluster.kubeconfigPath}-missing-cert`
+      Fs.writeFileSync(
+        path,
+        written.replace(/client-certificate-data: .*/, "client-certificate: /nonexistent/client.crt"),
+        { mode: 0o600 }
+      )
+      const text = outcome(yield* attempt(native(path)))
+      assert.strictEqual(
+        text,
+        "KubeconfigInvalid: the kubeconfig cannot be used: a file the kubeconfig names cannot be read: /nonexistent/client.crt: no such file"
+      )
+      assert.strictEqual((yield* cluster.counters).restRequests, 0)
+    }))
+
+  it.live("an exec plugin that prints a bare token instead of an ExecCredential: Unauthorized, the output never quoted", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make(options)
+      const written = Fs.readFileSync(yield* cluster.writeKubeconfig({ credential: "exec" }), "utf8")
+      const plugin = `${cluster.kubeconfigPath}-plugin.sh`
+      Fs.writeFileSync(plugin, `#!/bin/sh\necho '${ALICE}'\n`, { mode: 0o700 })
+      const path = `${cluster.kubeconfigPath}-bare-token`
+      Fs.writeFileSync(path, written.replace(/command: .*/, `command: "${plugin}"`), { mode: 0o600 })
+      const text = outcome(yield* attempt(native(path)))
+      assert.strictEqual(
+        text,
+        "Unauthorized: the API server did not accept the credentials: getting credentials: the exec plugin's output is not an ExecCredential (JSON)"
+      )
+    }))
+})
+
 describe("parity with the kubectl carrier over HTTPS", () => {
   it.live("the same kubeconfigs give the same outcome through both carriers", () =>
     Effect.gen(function*() {

@@ -8,13 +8,17 @@ import {
   ApiServerError,
   ClusterUnreachable,
   Forbidden,
+  type KubeconfigInvalid,
   PodNotFound,
   Unauthorized
 } from "@kube-forward/core/PortForwardError"
 import type * as Http from "node:http"
 
-/** What can go wrong before an answer arrives. */
-export type RequestFailure = ClusterUnreachable | Unauthorized
+/**
+ * What can go wrong before an answer arrives: the network, getting credentials, or a file the
+ * kubeconfig names (a client certificate, a CA file) that cannot be read.
+ */
+export type RequestFailure = ClusterUnreachable | Unauthorized | KubeconfigInvalid
 
 const UNTRUSTED = "is not trusted: no certificate authority of the kubeconfig signed it " +
   "(certificate-authority / certificate-authority-data; without one, the system's)"

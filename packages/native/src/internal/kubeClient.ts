@@ -166,16 +166,39 @@ const describe = (e: unknown): string => {
   return error instanceof Error ? error.message : String(e)
 }
 
+/** The longest piece of a credential plugin's own words that goes into an error. */
+const PLUGIN_WORDS = 300
+
+/**
+ * Why the kubeconfig's credentials could not be applied. A file it names that cannot be read is
+ * the kubeconfig's fault; anything else is getting credentials (an exec plugin, a token
+ * provider), in its first line of words: a plugin's stdout (where its token is) never, so a
+ * JSON parse error is described instead of quoted.
+ */
+const credentialFailure = (e: unknown): Unauthorized | KubeconfigInvalid => {
+  const error = e as NodeJS.ErrnoException
+  if (typeof error.path === "string" && (error.syscall === "open" || error.syscall === "read")) {
+    return new KubeconfigInvalid({ detail: `a file the kubeconfig names cannot be read: ${describe(e)}` })
+  }
+  if (e instanceof SyntaxError) {
+    return new Unauthorized({ detail: "getting credentials: the exec plugin's output is not an ExecCredential (JSON)" })
+  }
+  const words = describe(e).trim().split("\n")[0].slice(0, PLUGIN_WORDS)
+  return new Unauthorized({ detail: `getting credentials: ${words.length > 0 ? words : "the exec plugin failed"}` })
+}
+
 /** The options of one request: TLS, headers and agent from the kubeconfig. */
-const requestOptions = (kc: KubeConfig, spec: RequestSpec): Effect.Effect<Https.RequestOptions, Unauthorized> =>
+const requestOptions = (
+  kc: KubeConfig,
+  spec: RequestSpec
+): Effect.Effect<Https.RequestOptions, Unauthorized | KubeconfigInvalid> =>
   Effect.tryPromise({
     try: async () => {
       const options: Https.RequestOptions = { headers: {} }
       await kc.applyToHTTPSOptions(options)
       return { ...options, method: spec.method, path: spec.path, headers: { ...options.headers, ...spec.headers } }
     },
-    // what fails here is getting credentials (an exec plugin, a token provider): its words, no secrets
-    catch: (e) => new Unauthorized({ detail: `getting credentials: ${describe(e)}` })
+    catch: credentialFailure
   })
 
 /** Starts a request to `server`; the caller listens for its response or upgrade. */

@@ -13,25 +13,19 @@
  *
  * @internal
  */
-import type {
-  ApiServerError,
-  ClusterUnreachable,
-  Forbidden,
-  PodNotFound,
-  Unauthorized
-} from "@kube-forward/core/PortForwardError"
+import type { ApiServerError, Forbidden, PodNotFound } from "@kube-forward/core/PortForwardError"
 import { PortForwardProtocol, WebSocket } from "@kube-forward/protocol"
 import { Effect, type Scope } from "effect"
 import type * as Http from "node:http"
 import type * as Net from "node:net"
-import { answerError, requestFailure } from "./errors.ts"
+import { answerError, type RequestFailure, requestFailure } from "./errors.ts"
 import type { KubeClient, RequestSpec } from "./kubeClient.ts"
 
 /** Which transports to try: both (tunnel first), or one of them only. */
 export type TransportMode = "auto" | "websocket" | "spdy"
 
 /** Everything an upgrade can fail with. */
-export type UpgradeError = ClusterUnreachable | Unauthorized | Forbidden | PodNotFound | ApiServerError
+export type UpgradeError = RequestFailure | Forbidden | PodNotFound | ApiServerError
 
 /** A successful upgrade. */
 export interface Upgraded {
