@@ -10,7 +10,7 @@ import { assert } from "@effect/vitest"
 import { Forwarder, Kubectl, KubectlForwarder, PortAllocator } from "@kube-forward/core"
 import { NativeForwarder } from "@kube-forward/native"
 import { FakeCluster, Processes } from "@kube-forward/testkit"
-import { Context, Effect, Layer, type Scope, Stream } from "effect"
+import { Context, Effect, Layer, Option, type Scope, Stream } from "effect"
 import * as DiagnosticsChannel from "node:diagnostics_channel"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -246,29 +246,40 @@ export const clusterLayer = (
 /**
  * Runs `body` in its own scope, then checks that nothing of it is left: no kubectl of the
  * suite's cluster is alive, every local listener a forward of the body had can be bound again,
- * and on the native carrier, not one child process was started (there is no process to leave
- * behind). The tests of one cluster must run one after the other for that count to be theirs.
+ * no port-forward session of the body is still open at the API server, and on the native
+ * carrier, not one child process was started (there is no process to leave behind). The tests of one cluster must run one after the other for that count to be theirs.
  */
 export const leakFree = <A, E, R>(
   body: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, Cluster | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const t = yield* Cluster
-    const before = { listeners: t.listeners().length, processes: childProcessesStarted() }
+    const before = {
+      listeners: t.listeners().length,
+      processes: childProcessesStarted(),
+      sessions: (yield* t.cluster.counters).activeSessions
+    }
     const result = yield* Effect.scoped(body)
     const stillBound = new Set<string>()
     for (const { address, port } of t.listeners().slice(before.listeners)) {
       if (!(yield* Processes.canBind(port, address))) stillBound.add(`${address}:${port}`)
     }
     const started = childProcessesStarted() - before.processes
+    // the server learns of a closed session when its connection closes: wait for that, bounded
+    const settled = yield* t.cluster.awaitCounters((c) => c.activeSessions <= before.sessions).pipe(
+      Effect.timeoutOption("5 seconds")
+    )
+    const sessionsLeft = Option.isSome(settled) ? 0 : (yield* t.cluster.counters).activeSessions - before.sessions
     assert.deepStrictEqual(
       {
         kubectl: t.leftovers().map((p) => `${p.pid} ${p.args}`),
         boundPorts: [...stillBound],
+        serverSessions: sessionsLeft,
         ...(t.backend === "native" ? { processesStarted: started } : {})
       },
-      { kubectl: [], boundPorts: [], ...(t.backend === "native" ? { processesStarted: 0 } : {}) },
-      "after the scope: no kubectl port-forward left, every local port a forward listened on can be bound again" +
+      { kubectl: [], boundPorts: [], serverSessions: 0, ...(t.backend === "native" ? { processesStarted: 0 } : {}) },
+      "after the scope: no kubectl port-forward left, every local port a forward listened on can be bound again, " +
+        "no port-forward session left open at the API server" +
         (t.backend === "native" ? ", and the native carrier started no process" : "")
     )
     return result
