@@ -161,6 +161,9 @@ const reconnection = (backend: BackendName) =>
           const lost = yield* Effect.flip(fwd.awaitClosed)
           assert.strictEqual(lost._tag, "ForwardLost")
           assert.include(lost.message, "pod/restart-me")
+          // kubectl's exit code when kubectl carried it; a session has none
+          if (backend === "kubectl") assert.isNumber(lost.exitCode)
+          else assert.isNull(lost.exitCode)
           assert.isFalse(yield* fwd.isOpen)
           const status = yield* fwd.currentStatus
           assert.isTrue(status._tag === "Failed" && status.error._tag === "ForwardLost")

@@ -68,6 +68,23 @@ describe("native carrier", () => {
       assert.isTrue("_tag" in forced && forced._tag === "ApiServerError" && forced.status === 400, forced.message)
     }))
 
+  it.live("an upgrade closed without an answer is not a refusal: no SPDY fallback, ClusterUnreachable", () =>
+    Effect.gen(function*() {
+      const cluster = yield* FakeCluster.make({
+        pods: [{ name: "web", containers: [{ name: "c", ports: [{ containerPort: 7, backend: Backend.echo() }] }] }]
+      })
+      yield* cluster.setUpgradeFault({ _tag: "CloseWithoutStatus" })
+      const error = yield* PortForward.make({ target: "pod/web", ports: [7] }).pipe(
+        Effect.scoped,
+        Effect.provide(native(cluster)),
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "ClusterUnreachable", error.message)
+      const counters = yield* cluster.counters
+      assert.strictEqual(counters.upgradeRequests, 1, "one upgrade asked, none retried over SPDY")
+      assert.deepStrictEqual(counters.sessions, { spdy: 0, tunnel: 0, websocket: 0 })
+    }))
+
   it.live("a connection the pod refuses fails alone: the forward stays Ready and the next connection works", () =>
     Effect.gen(function*() {
       const server = yield* controllable
