@@ -106,13 +106,17 @@ export interface PortForward {
   readonly target: string
   /** The namespace, when one was given. */
   readonly namespace: string | undefined
-  /** Every forwarded port, in the order of the spec. */
+  /**
+   * Every forwarded port, in the order of the spec, as last announced `Ready`: the local ports
+   * never change, the target port may after a reconnect (a service whose new pod maps it
+   * elsewhere).
+   */
   readonly ports: ReadonlyArray<ForwardedPort>
   /** The local port of the first forwarded port. */
   readonly localPort: number
   /** The remote port of the first forwarded port, as requested. */
   readonly remotePort: RemotePort
-  /** Whether the forward carries traffic now (status `Ready`). */
+  /** Whether the forward carries traffic now: status `Ready`, and closing has not begun. */
   readonly isOpen: Effect.Effect<boolean>
   /** The current status. */
   readonly currentStatus: Effect.Effect<ForwardStatus>
@@ -139,8 +143,13 @@ interface Engine {
   readonly scope: Scope.Closeable
   /** Set when closing began, so an attempt that ends because of it is no loss. */
   readonly closing: Ref.Ref<boolean>
-  /** Local ports the library chose (a `PortInUse` on them is worth a retry). */
-  readonly dynamicPorts: Set<number>
+  /**
+   * Local ports the spec fixed. Any other local port was chosen by the library or the OS, so a
+   * `PortInUse` on it is worth a retry.
+   */
+  readonly fixedPorts: ReadonlySet<number>
+  /** The ports as last announced `Ready` (a reconnect may reach another target port). */
+  ports: ReadonlyArray<ForwardedPort>
   readonly attributes: Readonly<Record<string, string>>
 }
 
@@ -176,7 +185,7 @@ const startVerified = (e: Engine, locals: ReadonlyArray<number>): Effect.Effect<
   const { spec } = e
   let stage: "ready" | "verify" = "ready"
   return Effect.gen(function*() {
-    const attempt = yield* e.forwarder.start({ spec, locals, isDynamic: (local) => e.dynamicPorts.has(local) })
+    const attempt = yield* e.forwarder.start({ spec, locals, isDynamic: (local) => !e.fixedPorts.has(local) })
     if (spec.verify) {
       stage = "verify"
       yield* attempt.verify
@@ -228,9 +237,7 @@ const choosePorts = (
     const locals: Array<number> = []
     for (const port of e.spec.ports) {
       if (port.local === undefined) {
-        const chosen = yield* allocator.allocate(e.spec.addresses).pipe(Scope.provide(scope))
-        if (chosen !== 0) e.dynamicPorts.add(chosen)
-        locals.push(chosen)
+        locals.push(yield* allocator.allocate(e.spec.addresses).pipe(Scope.provide(scope)))
         continue
       }
       for (const address of e.spec.addresses) {
@@ -285,12 +292,24 @@ const awaitLoss = (e: Engine, live: Running) =>
     ? live.attempt.ended
     : Effect.raceFirst(live.attempt.ended, keepalive(e.spec.keepalive, live.attempt.ports))
 
-/** The forward is lost for good: say so first, then clean up what is left of the attempt. */
+/**
+ * The forward is lost for good: say so first, then clean up what is left of the attempt, then
+ * fail `done` — in one step, so that a close arriving meanwhile cannot leave `Failed` beside a
+ * `done` that succeeded.
+ */
 const fail = (e: Engine, live: Running, lost: ForwardLost, error: PortForwardError = lost) =>
   setStatus(e, () => ({ _tag: "Failed", error })).pipe(
     Effect.andThen(Scope.close(live.scope, Exit.void)),
-    Effect.andThen(Deferred.fail(e.done, lost))
+    Effect.andThen(Deferred.fail(e.done, lost)),
+    Effect.uninterruptible
   )
+
+/** Announces `Ready` on `ports`, which the forward's `ports` then show. */
+const announceReady = (e: Engine, ports: ReadonlyArray<ForwardedPort>) =>
+  Effect.suspend(() => {
+    e.ports = ports
+    return setStatus(e, () => ({ _tag: "Ready", ports }))
+  })
 
 /** Brings a lost forward back on the same local ports, on the reconnect schedule. */
 const reconnect = (
@@ -303,10 +322,10 @@ const reconnect = (
     yield* setStatus(e, () => ({ _tag: "Reconnecting", attempt: 1, cause: lost }))
     yield* Scope.close(live.scope, Exit.void)
     let attempt = 1
-    const once = runAttempt(e, live.attempt.ports.map((p) => p.local)).pipe(
-      Effect.tapError((cause) => setStatus(e, () => ({ _tag: "Reconnecting", attempt: ++attempt, cause })))
-    )
-    const next = yield* Effect.result(Retry.retryWhile(once, schedule, isReconnectable))
+    // the next attempt is announced only once the schedule has said there will be one
+    const announce = (cause: OpenError) => setStatus(e, () => ({ _tag: "Reconnecting", attempt: ++attempt, cause }))
+    const once = runAttempt(e, live.attempt.ports.map((p) => p.local))
+    const next = yield* Effect.result(Retry.retryWhile(once, schedule, isReconnectable, announce))
     if (next._tag === "Failure") {
       const reason = `${lost.reason}; reconnecting failed: ${next.failure.message}`
       yield* fail(e, live, new ForwardLost({ target: lost.target, reason, exitCode: lost.exitCode }), next.failure)
@@ -314,7 +333,7 @@ const reconnect = (
     }
     // counted before it is announced, so whoever sees `Ready` again also sees the count
     yield* Metric.update(Metric.withAttributes(ForwardMetrics.reconnects, e.attributes), 1)
-    yield* setStatus(e, () => ({ _tag: "Ready", ports: live.attempt.ports }))
+    yield* announceReady(e, next.success.attempt.ports)
     return next.success
   })
 
@@ -352,7 +371,8 @@ const makeEngine = (spec: ForwardSpec, forwarder: Forwarder["Service"], outer: S
       done: yield* Deferred.make<void, ForwardLost>(),
       scope: yield* Scope.fork(outer, "sequential"),
       closing: yield* Ref.make(false),
-      dynamicPorts: new Set(),
+      fixedPorts: new Set(spec.ports.flatMap((p) => p.local === undefined ? [] : [p.local])),
+      ports: [],
       attributes: { backend: forwarder.backend }
     }
     const handle = yield* Scope.fork(outer, "sequential")
@@ -375,10 +395,17 @@ const makeEngine = (spec: ForwardSpec, forwarder: Forwarder["Service"], outer: S
 const forwardValue = (e: Engine, ports: ReadonlyArray<ForwardedPort>, close: Effect.Effect<void>): PortForward => ({
   target: e.spec.resource,
   namespace: e.spec.namespace ?? e.forwarder.namespace,
-  ports,
+  get ports() {
+    return e.ports
+  },
   localPort: ports[0].local,
   remotePort: ports[0].remote,
-  isOpen: SubscriptionRef.get(e.status).pipe(Effect.map(isOpenStatus)),
+  // not open any more from the moment closing begins, though `Closed` is announced at its end
+  isOpen: Effect.zipWith(
+    SubscriptionRef.get(e.status),
+    Ref.get(e.closing),
+    (s, closing) => isOpenStatus(s) && !closing
+  ),
   currentStatus: SubscriptionRef.get(e.status),
   status: SubscriptionRef.changes(e.status).pipe(Stream.takeUntil((s) => s._tag === "Closed" || s._tag === "Failed")),
   close,
@@ -419,7 +446,7 @@ export const make: (
   const ports = yield* Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       const started = yield* restore(start).pipe(Effect.onError(() => Scope.close(handle, Exit.void)))
-      yield* setStatus(e, () => ({ _tag: "Ready", ports: started.attempt.ports }))
+      yield* announceReady(e, started.attempt.ports)
       yield* supervise(e, started).pipe(Effect.forkIn(e.scope))
       return started.attempt.ports
     })

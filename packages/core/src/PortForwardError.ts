@@ -54,7 +54,7 @@ export class PortInUse extends Schema.TaggedError<PortInUse>("@kube-forward/core
     return `local port ${this.port} on ${this.address} is already in use`
   }
   /**
-   * Only when the library chose the port: a fresh port is tried then; a fixed port that is taken stays taken.
+   * Only when the spec did not fix the port (the library or the OS chose it): a fresh port is tried then; a fixed port that is taken stays taken.
    *
    * @since 0.2.0
    */
@@ -743,7 +743,7 @@ export const isPortForwardError = (u: unknown): u is PortForwardError => Predica
  * - transient: `PodNotRunning`, `ClusterUnreachable` (but not a certificate that did not
  *   verify), `Timeout`,
  *   `RemoteRefused` (the process in the pod may still be starting), `ForwardLost`,
- *   and `PortInUse` on a port the library chose itself;
+ *   and `PortInUse` on a port the spec did not fix;
  * - permanent: `InvalidSpec`, `PortInUse` on a fixed port, `PodNotFound`, `Forbidden`,
  *   `Unauthorized`, `KubeconfigInvalid`, `KubectlNotFound`, `KubectlFailed`, `VerifyFailed`,
  *   `PortsExhausted`.

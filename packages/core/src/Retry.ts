@@ -18,7 +18,8 @@ import { isTransient, type PortForwardError } from "./PortForwardError.ts"
  * Retries `self` on `schedule`, but only failures that `accept` takes: any other failure ends
  * the effect at once, before the schedule is stepped — so a `Schedule.tap` in the schedule
  * only ever sees failures that are really retried. When the schedule is done, the last failure
- * is returned.
+ * is returned. `onRetry`, when given, runs for each failure that will be retried, once the
+ * schedule has said so and before its delay.
  *
  * @category combinators
  * @since 0.1.0
@@ -26,16 +27,21 @@ import { isTransient, type PortForwardError } from "./PortForwardError.ts"
 export const retryWhile = <A, E, R, Output, ScheduleError = never, ScheduleEnv = never>(
   self: Effect.Effect<A, E, R>,
   schedule: Schedule.Schedule<Output, E, ScheduleError, ScheduleEnv>,
-  accept: (error: E) => boolean
+  accept: (error: E) => boolean,
+  onRetry?: (error: E) => Effect.Effect<void>
 ): Effect.Effect<A, E | ScheduleError, R | ScheduleEnv> =>
-  Effect.flatMap(Schedule.toStepWithSleep(schedule), (step) => {
-    const loop: Effect.Effect<A, E | ScheduleError, R | ScheduleEnv> = Effect.catch(self, (error) =>
-      accept(error)
-        ? step(error).pipe(
-          Pull.catchDone(() => Effect.fail(error)),
-          Effect.andThen(loop)
+  Effect.flatMap(Schedule.toStep(schedule), (step) => {
+    const retry = (error: E) =>
+      Effect.clockWith((clock) => step(clock.currentTimeMillisUnsafe(), error)).pipe(
+        Pull.catchDone(() => Effect.fail(error)),
+        Effect.flatMap(([, delay]) =>
+          onRetry === undefined ? Effect.sleep(delay) : Effect.andThen(onRetry(error), Effect.sleep(delay))
         )
-        : Effect.fail(error))
+      )
+    const loop: Effect.Effect<A, E | ScheduleError, R | ScheduleEnv> = Effect.catch(
+      self,
+      (error) => accept(error) ? Effect.andThen(retry(error), loop) : Effect.fail(error)
+    )
     return loop
   })
 

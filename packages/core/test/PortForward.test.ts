@@ -446,4 +446,149 @@ describe("PortForward.make with a scripted kubectl", () => {
       assert.isTrue(yield* fwd.isOpen)
       assert.strictEqual(fwd.localPort, 43210)
     }))
+
+  it.effect("a reconnect is announced only when it will happen: none past the schedule, none for what is not reconnectable", () =>
+    Effect.gen(function*() {
+      const die = yield* Deferred.make<void>()
+      const notRunning = stderr("error: unable to forward port because pod is not running. Current status=Pending")
+      const k = scripted((_, i) =>
+        i === 0
+          ? {
+            output: [forwarding(43220, 80)],
+            exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+          }
+          : { output: [notRunning], exit: { exitCode: 1, signal: null } }
+      )
+      const fwd = yield* PortForward.make({
+        target: "pod/web",
+        ports: [80],
+        verify: false,
+        reconnect: Schedule.recurs(1)
+      })
+        .pipe(Effect.provide(k.layer))
+      const seen = yield* fwd.status.pipe(
+        Stream.map((s) => s._tag === "Reconnecting" ? `Reconnecting#${s.attempt}:${s.cause._tag}` : s._tag),
+        Stream.runCollect,
+        Effect.forkChild({ startImmediately: true })
+      )
+      yield* Deferred.succeed(die, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(seen), [
+        "Ready",
+        "Reconnecting#1:ForwardLost",
+        "Reconnecting#2:PodNotRunning",
+        "Failed"
+      ])
+      assert.strictEqual(k.spawns.length, 3, "the first start and two reconnect attempts")
+    }))
+
+  it.effect("a reconnect that fails with what cannot be reconnected goes to Failed without announcing another attempt", () =>
+    Effect.gen(function*() {
+      const die = yield* Deferred.make<void>()
+      const forbidden = stderr(
+        `Error from server (Forbidden): pods "web" is forbidden: User "x" cannot create resource "pods/portforward"`
+      )
+      const k = scripted((_, i) =>
+        i === 0
+          ? {
+            output: [forwarding(43221, 80)],
+            exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+          }
+          : { output: [forbidden], exit: { exitCode: 1, signal: null } }
+      )
+      const fwd = yield* PortForward.make({
+        target: "pod/web",
+        ports: [80],
+        verify: false,
+        reconnect: Schedule.recurs(5)
+      })
+        .pipe(Effect.provide(k.layer))
+      const seen = yield* fwd.status.pipe(
+        Stream.map((s) => s._tag === "Reconnecting" ? `Reconnecting#${s.attempt}` : s._tag),
+        Stream.runCollect,
+        Effect.forkChild({ startImmediately: true })
+      )
+      yield* Deferred.succeed(die, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(seen), ["Ready", "Reconnecting#1", "Failed"])
+      const status = yield* fwd.currentStatus
+      assert.isTrue(status._tag === "Failed" && status.error._tag === "Forbidden")
+    }))
+
+  it.effect("Ready after a reconnect shows the target port the new attempt reached, and so do the forward's ports", () =>
+    Effect.gen(function*() {
+      const die = yield* Deferred.make<void>()
+      const k = scripted((_, i) =>
+        i === 0
+          ? {
+            output: ["Forwarding from 127.0.0.1:43230 -> 80"],
+            exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+          }
+          : { output: ["Forwarding from 127.0.0.1:43230 -> 8080"] }
+      )
+      const fwd = yield* PortForward.make({
+        target: "svc/web",
+        ports: [80],
+        verify: false,
+        reconnect: Schedule.recurs(1)
+      })
+        .pipe(Effect.provide(k.layer))
+      assert.deepStrictEqual(fwd.ports.map((p) => p.targetPort), [80])
+      const ready = yield* fwd.status.pipe(
+        Stream.filter((s) => s._tag === "Ready"),
+        Stream.take(2),
+        Stream.runCollect,
+        Effect.forkChild({ startImmediately: true })
+      )
+      yield* Deferred.succeed(die, undefined)
+      const [, again] = yield* Fiber.join(ready)
+      assert.deepStrictEqual(again._tag === "Ready" ? again.ports.map((p) => [p.local, p.targetPort]) : [], [[
+        43230,
+        8080
+      ]])
+      assert.deepStrictEqual(fwd.ports.map((p) => [p.local, p.targetPort]), [[43230, 8080]])
+    }))
+
+  it.effect("isOpen is false from the moment closing begins", () =>
+    Effect.gen(function*() {
+      const killing = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const layer = PortForward.layerWith(
+        Kubectl.layerTest(() => ({
+          output: [forwarding(43240, 80)],
+          onKill: Deferred.succeed(killing, undefined).pipe(Effect.andThen(Deferred.await(release)))
+        }))
+      )
+      const fwd = yield* PortForward.make({ target: "pod/web", ports: [80], verify: false }).pipe(Effect.provide(layer))
+      const closing = yield* fwd.close.pipe(Effect.forkChild({ startImmediately: true }))
+      yield* Deferred.await(killing)
+      assert.isFalse(yield* fwd.isOpen, "closing has begun")
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(closing)
+      assert.strictEqual((yield* fwd.currentStatus)._tag, "Closed")
+    }))
+
+  it.effect("a port the OS chose that kubectl finds taken is retried (it is dynamic, whoever chose it)", () =>
+    Effect.gen(function*() {
+      const k = scripted((_, i) =>
+        i === 0
+          ? {
+            output: [
+              "Forwarding from 127.0.0.1:43250 -> 80",
+              stderr(
+                "Unable to listen on port 43250: Listeners failed to create with the following errors: [unable to create listener: Error listen tcp6 [::1]:43250: bind: address already in use]"
+              )
+            ],
+            exit: { exitCode: 1, signal: null }
+          }
+          : { output: ["Forwarding from 127.0.0.1:43251 -> 80", "Forwarding from [::1]:43251 -> 80"] }
+      )
+      const fwd = yield* PortForward.make({
+        target: "pod/web",
+        ports: [80],
+        address: ["127.0.0.1", "::1"],
+        verify: false,
+        retry: Schedule.recurs(3)
+      }).pipe(Effect.provide(k.layer))
+      assert.strictEqual(k.spawns.length, 2)
+      assert.strictEqual(fwd.localPort, 43251)
+    }))
 })
