@@ -552,6 +552,10 @@ export class KubectlFailed extends Schema.TaggedError<KubectlFailed>("@kube-forw
       ? `exited with code ${this.exitCode}`
       : "failed"
     const text = this.stderr.trim()
+    // it never ran (a spawn that failed): the library's words alone
+    if (text.length === 0 && this.exitCode === null && this.signal === null && this.detail !== undefined) {
+      return this.detail
+    }
     const printed = text.length > 0 ? `kubectl ${how}: ${text}` : `kubectl ${how} without printing an error`
     return this.detail === undefined ? printed : `${printed} (${this.detail})`
   }

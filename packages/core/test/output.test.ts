@@ -328,6 +328,22 @@ describe("kubeconfig problems", () => {
   })
 })
 
+describe("KubectlFailed's message", () => {
+  it("says what kubectl printed and how it ended; a kubectl that never ran is told in the library's words alone", () => {
+    const printed = new PortForwardError.KubectlFailed({ exitCode: 1, signal: null, stderr: "error: boom\n" })
+    assert.strictEqual(printed.message, "kubectl exited with code 1: error: boom")
+    const silent = new PortForwardError.KubectlFailed({ exitCode: null, signal: "SIGSEGV", stderr: "" })
+    assert.strictEqual(silent.message, "kubectl was killed by SIGSEGV without printing an error")
+    const never = new PortForwardError.KubectlFailed({
+      exitCode: null,
+      signal: null,
+      stderr: "",
+      detail: "could not start /usr/bin/kubectl: spawn E2BIG"
+    })
+    assert.strictEqual(never.message, "could not start /usr/bin/kubectl: spawn E2BIG")
+  })
+})
+
 describe("each error carries its own retry rules", () => {
   it("the predicates read the getters", () => {
     const dynamic = new PortForwardError.PortInUse({ port: 1, address: "127.0.0.1", dynamic: true })
