@@ -243,6 +243,13 @@ export interface TlsOptions {
  * - `tls`: serve HTTPS (`true` or {@link TlsOptions}); default plain HTTP.
  * - `auth`: require credentials ({@link AuthOptions}); default none (everything allowed, as the
  *   protocol notes observed kubectl against an `http://` server).
+ * - `streamEnd`: how a forwarded connection (SPDY, plain or tunnel) ends. `"propagate"` (the
+ *   default) passes each side's FIN on at once: the client's half-close reaches the pod as EOF,
+ *   the pod's as the end of the data stream. `{ _tag: "containerd", grace }` is what containerd's
+ *   CRI does on real nodes (`portForward` in `pkg/cri/server/sandbox_portforward_linux.go`):
+ *   neither FIN is passed on (the pod never reads EOF), and once one side has ended, both are
+ *   closed when the other ends too or after `grace` (containerd: 1 second, the default). Use it
+ *   to see what a client's half-close and the end of a pod's answer cost on a real cluster.
  *
  * @category models
  * @since 0.1.0
@@ -256,6 +263,7 @@ export interface Options {
   readonly transport?: TransportMode
   readonly tls?: boolean | TlsOptions
   readonly auth?: AuthOptions
+  readonly streamEnd?: "propagate" | { readonly _tag: "containerd"; readonly grace?: Duration.Input }
 }
 
 /**

@@ -5,6 +5,7 @@
  *
  * @internal
  */
+import { Duration } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Http from "node:http"
 import * as Https from "node:https"
@@ -62,6 +63,7 @@ export class Cluster {
   })
   private readonly rest: Rest.RestContext
   private transport: TransportMode
+  private readonly containerdGraceMs: number | undefined
   private closing = false
 
   private constructor(server: Http.Server, port: number, dir: string, options: Options, tls: TlsMaterial | undefined) {
@@ -74,6 +76,9 @@ export class Cluster {
     this.kubeconfigPath = Path.join(dir, "kubeconfig")
     this.cacheDir = Path.join(dir, "cache")
     this.transport = options.transport ?? "tunnel"
+    this.containerdGraceMs = options.streamEnd === undefined || options.streamEnd === "propagate"
+      ? undefined
+      : Duration.toMillis(Duration.fromInputUnsafe(options.streamEnd.grace ?? Duration.seconds(1)))
     this.rest = {
       store: this.store,
       watches: this.watches,
@@ -319,6 +324,7 @@ export class Cluster {
       countersChanged: this.board.changed,
       pod: { namespace, name, uid },
       resolve: (port) => this.resolvePort(namespace, name, uid, port),
+      containerdGraceMs: this.containerdGraceMs,
       debug: debugEnabled ? (message) => this.debug(message) : undefined
     }
   }

@@ -161,6 +161,9 @@ export class PodConnection {
   private holding = false
   private clientFin = false
   private done = false
+  /** containerd's way (see `ForwardHost.containerdGraceMs`): the pod side has ended. */
+  private podDone = false
+  private grace: ReturnType<typeof setTimeout> | undefined = undefined
 
   constructor(host: ForwardHost, flow: Backpressure, events: PodConnectionEvents, options: PodConnectionOptions) {
     this.host = host
@@ -201,10 +204,40 @@ export class PodConnection {
     }
   }
 
-  /** The client's FIN (half-open connections): the pod reads EOF once the pending bytes are written. */
+  /**
+   * The client's FIN (half-open connections): the pod reads EOF once the pending bytes are
+   * written; containerd's way, the pod reads nothing and the connection is closed once the pod
+   * has ended too, or after the grace.
+   */
   end(): void {
     this.clientFin = true
-    this.socket?.end()
+    if (this.host.containerdGraceMs === undefined) return void this.socket?.end()
+    if (this.podDone) this.closeBoth()
+    else this.startGrace()
+  }
+
+  /** containerd's way: the pod's side ended (its FIN, an error, the close). */
+  private podSideDone(): void {
+    if (this.podDone) return
+    this.podDone = true
+    if (this.clientFin) this.closeBoth()
+    else this.startGrace()
+  }
+
+  /** containerd's `time.After(timeout)` once one copy direction returned. */
+  private startGrace(): void {
+    if (this.grace !== undefined || this.done) return
+    this.grace = setTimeout(() => this.closeBoth(), this.host.containerdGraceMs)
+    this.grace.unref()
+  }
+
+  /** containerd's deferred `conn.Close()` and `stream.Close()`. */
+  private closeBoth(): void {
+    if (this.grace !== undefined) clearTimeout(this.grace)
+    this.grace = undefined
+    this.events.onEnd?.()
+    this.socket?.destroy()
+    this.finish()
   }
 
   /** Drops the connection. */
@@ -232,12 +265,15 @@ export class PodConnection {
       connected = true
     })
     socket.on("data", (chunk: Buffer) => this.fromPod(chunk))
-    if (this.halfOpen) socket.on("end", () => this.events.onEnd?.())
+    const containerd = this.halfOpen && this.host.containerdGraceMs !== undefined
+    const podEnded = () => containerd ? this.podSideDone() : this.events.onEnd?.()
+    if (this.halfOpen) socket.on("end", podEnded)
     socket.on("error", (error: NodeJS.ErrnoException) => {
       if (!connected) this.fail(dialCause(this.port, this.host.pod.uid, error))
-      else this.events.onEnd?.()
+      else podEnded()
     })
     socket.on("close", () => {
+      if (containerd && !this.done) return this.podSideDone()
       if (this.halfOpen) this.events.onEnd?.()
       this.finish()
     })
@@ -250,7 +286,7 @@ export class PodConnection {
       this.holding = false
       this.flow.release()
     }
-    if (this.clientFin) socket.end()
+    if (this.clientFin && this.host.containerdGraceMs === undefined) socket.end()
     else if (socket.writableNeedDrain) this.block()
   }
 
@@ -283,6 +319,7 @@ export class PodConnection {
   private finish(): void {
     if (this.done) return
     this.done = true
+    if (this.grace !== undefined) clearTimeout(this.grace)
     this.pending = []
     this.pendingBytes = 0
     if (this.holding) {

@@ -27,5 +27,11 @@ export interface ForwardHost {
   readonly pod: PodRef
   /** Where the pod's port is served, or undefined when nothing listens there. */
   readonly resolve: (port: number) => Promise<Address | undefined>
+  /**
+   * How a forwarded connection ends (SPDY): `undefined` passes each side's FIN on at once;
+   * a number is containerd's way, where neither FIN is passed on and, once one side has ended,
+   * both are closed when the other ends too or after this many milliseconds.
+   */
+  readonly containerdGraceMs?: number | undefined
   readonly debug?: ((message: string) => void) | undefined
 }
