@@ -373,11 +373,21 @@ const need = (payload: Buffer, length: number, what: string): void => {
   if (payload.length < length) throw new SpdyError({ message: `${what} payload too short (${payload.length} bytes)` })
 }
 
+/**
+ * A control frame of a fixed size must have exactly that length: spdystream reads the fixed
+ * fields and ignores the length, so any other length leaves a real peer out of step.
+ */
+const exactly = (payload: Buffer, length: number, what: string): void => {
+  if (payload.length !== length) {
+    throw new SpdyError({ message: `${what} payload must be ${length} bytes (got ${payload.length})` })
+  }
+}
+
 const decodeSettings = (frame: ControlFrame): Settings => {
   const payload = frame.payload
   need(payload, 4, "SETTINGS")
   const count = payload.readUInt32BE(0)
-  need(payload, 4 + 8 * count, "SETTINGS")
+  exactly(payload, 4 + 8 * count, "SETTINGS")
   const entries: Array<Setting> = []
   for (let i = 0, at = 4; i < count; i++, at += 8) {
     entries.push({ flags: payload[at]!, id: payload.readUIntBE(at + 1, 3), value: payload.readUInt32BE(at + 4) })
@@ -411,21 +421,21 @@ export const decodeControl = (frame: ControlFrame): Control => {
       need(payload, 4, "SYN_REPLY")
       return { _tag: "SynReply", flags, streamId: u31(payload, 0), headerBlock: payload.subarray(4) }
     case FrameType.RstStream:
-      need(payload, 8, "RST_STREAM")
+      exactly(payload, 8, "RST_STREAM")
       return { _tag: "RstStream", streamId: u31(payload, 0), status: payload.readUInt32BE(4) }
     case FrameType.Settings:
       return decodeSettings(frame)
     case FrameType.Ping:
-      need(payload, 4, "PING")
+      exactly(payload, 4, "PING")
       return { _tag: "Ping", id: payload.readUInt32BE(0) }
     case FrameType.GoAway:
-      need(payload, 8, "GOAWAY")
+      exactly(payload, 8, "GOAWAY")
       return { _tag: "GoAway", lastGoodStreamId: u31(payload, 0), status: payload.readUInt32BE(4) }
     case FrameType.Headers:
       need(payload, 4, "HEADERS")
       return { _tag: "Headers", flags, streamId: u31(payload, 0), headerBlock: payload.subarray(4) }
     case FrameType.WindowUpdate:
-      need(payload, 8, "WINDOW_UPDATE")
+      exactly(payload, 8, "WINDOW_UPDATE")
       return { _tag: "WindowUpdate", streamId: u31(payload, 0), delta: u31(payload, 4) }
     default:
       throw new SpdyError({ message: `unknown control frame type ${frame.type}` })

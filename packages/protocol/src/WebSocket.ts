@@ -424,8 +424,8 @@ export const encodeMaskedParts = (
 }
 
 /**
- * Encodes a close frame with a status code and an optional reason (cut to the 123 bytes a control
- * frame has room for).
+ * Encodes a close frame with a status code and an optional reason (cut, on a character
+ * boundary, to the 123 bytes a control frame has room for).
  *
  * @category encoding
  * @since 0.1.0
@@ -435,7 +435,10 @@ export const encodeClose = (
   reason = "",
   options: { readonly mask?: boolean | Uint8Array } = {}
 ): Buffer => {
-  const reasonBytes = Buffer.from(reason, "utf8").subarray(0, 123)
+  // cut on a character boundary: a close reason must be valid UTF-8 (RFC 6455 §5.5.1)
+  const chars = Array.from(reason)
+  while (Buffer.byteLength(chars.join(""), "utf8") > 123) chars.pop()
+  const reasonBytes = Buffer.from(chars.join(""), "utf8")
   const payload = Buffer.allocUnsafe(2 + reasonBytes.length)
   payload.writeUInt16BE(code, 0)
   reasonBytes.copy(payload, 2)

@@ -295,6 +295,18 @@ describe("SPDY codec", () => {
       () => Spdy.decodeControl({ ...ping, type: Spdy.FrameType.Settings, payload: Buffer.from("00000002", "hex") }),
       Spdy.SpdyError
     )
+    // fixed-size frames must be exactly their size: spdystream ignores the length and would fall out of step
+    const longer = (type: number, size: number) => ({ ...ping, type, payload: Buffer.alloc(size, 1) })
+    assert.throws(() => Spdy.decodeControl(longer(Spdy.FrameType.Ping, 8)), Spdy.SpdyError, /PING payload must be 4/)
+    assert.throws(() => Spdy.decodeControl(longer(Spdy.FrameType.RstStream, 12)), Spdy.SpdyError, /RST_STREAM/)
+    assert.throws(() => Spdy.decodeControl(longer(Spdy.FrameType.GoAway, 12)), Spdy.SpdyError, /GOAWAY/)
+    assert.throws(() => Spdy.decodeControl(longer(Spdy.FrameType.WindowUpdate, 9)), Spdy.SpdyError, /WINDOW_UPDATE/)
+    const oneSetting = Buffer.concat([Buffer.from("00000001", "hex"), Buffer.alloc(8), Buffer.alloc(1)])
+    assert.throws(
+      () => Spdy.decodeControl({ ...ping, type: Spdy.FrameType.Settings, payload: oneSetting }),
+      Spdy.SpdyError,
+      /SETTINGS payload must be 12/
+    )
   })
 
   it("parses and builds header blocks", () => {

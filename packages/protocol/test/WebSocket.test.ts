@@ -26,6 +26,16 @@ describe("WebSocket handshake", () => {
   })
 })
 
+describe("WebSocket close frames", () => {
+  it("a reason longer than a control frame holds is cut on a character boundary", () => {
+    const reason = "é".repeat(70) // 140 bytes of two-byte characters
+    const frame = new Ws.Decoder({ from: "server" }).push(Ws.encodeClose(1000, reason))[0]!
+    const text = frame.payload.subarray(2)
+    assert.strictEqual(text.length, 122, "61 whole characters; the 62nd would not fit in 123 bytes")
+    assert.strictEqual(new TextDecoder("utf-8", { fatal: true }).decode(text), "é".repeat(61))
+  })
+})
+
 describe("WebSocket framing", () => {
   it("round-trips masked client frames of every length class, in any chunking", () => {
     const payloads = [0, 1, 125, 126, 65535, 65536, 100_000].map((n) => Crypto.randomBytes(n))
