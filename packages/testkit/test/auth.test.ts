@@ -191,3 +191,24 @@ describe("HTTPS and credentials", () => {
       })
   )
 })
+
+describe("the bearer token of an Authorization header", () => {
+  it("is read as kube-apiserver reads it: trimmed, split at spaces only, the second part", () => {
+    assert.strictEqual(Auth.bearerToken("Bearer tok"), "tok")
+    assert.strictEqual(Auth.bearerToken("bEaReR tok"), "tok")
+    assert.strictEqual(Auth.bearerToken("  Bearer tok  "), "tok")
+    // a third part is ignored; two spaces make an empty (invalid) token; a tab is no separator
+    assert.strictEqual(Auth.bearerToken("Bearer tok extra"), "tok")
+    assert.strictEqual(Auth.bearerToken("Bearer  tok"), "")
+    assert.isUndefined(Auth.bearerToken("Bearer\ttok"))
+    assert.isUndefined(Auth.bearerToken("Basic dXNlcjpwYXNz"))
+    assert.isUndefined(Auth.bearerToken(undefined))
+  })
+
+  it("an empty token is a 401, not anonymous", () => {
+    const peer = { presented: false, verified: false, commonName: undefined }
+    const spec = { users: [{ name: "alice", token: ALICE }], anonymous: true }
+    assert.deepStrictEqual(Auth.authenticate(spec, "Bearer  " + ALICE, peer), Auth.authenticate(spec, "Bearer x", peer))
+    assert.strictEqual((Auth.authenticate(spec, `Bearer ${ALICE} trailing`, peer) as { name?: string }).name, "alice")
+  })
+})

@@ -209,9 +209,8 @@ for (const kind of ["spdy", "tunnel"] as const) {
         raw.send(Spdy.encodeDataFrame(5, Buffer.from("still works"), true))
         const log = yield* raw.until((r) => frameLog(r).includes("DATA 5 FIN") ? frameLog(r) : undefined)
         assert.includeMembers(log, ["SYN_REPLY 5", "DATA 5 still works", "DATA 5 FIN"])
-        // DATA on the duplicate, on the error stream, on an unknown stream or after FIN is dropped
-        raw.send(Spdy.encodeDataFrame(3, Buffer.from("x")))
-        raw.send(Spdy.encodeDataFrame(1, Buffer.from("x")))
+        // DATA on an unknown stream or after FIN is dropped (on an error stream, the duplicate
+        // included, it ends the session: see below)
         raw.send(Spdy.encodeDataFrame(99, Buffer.from("x")))
         raw.send(Spdy.encodeDataFrame(5, Buffer.from("after FIN")))
         yield* roundTrip(raw, 3)
@@ -232,6 +231,11 @@ for (const kind of ["spdy", "tunnel"] as const) {
       ["a GOAWAY of 4 bytes", (r) => Effect.sync(() => r.send(Spdy.encodeControlFrame(7, 0, Buffer.alloc(4))))],
       ["a WINDOW_UPDATE with flags", (r) => Effect.sync(() => r.send(Spdy.encodeControlFrame(9, 1, Buffer.alloc(8))))],
       ["DATA for stream 0", (r) => Effect.sync(() => r.send(Spdy.encodeDataFrame(0, Buffer.from("x"))))],
+      [
+        "DATA with a payload on an error stream",
+        (r) => Effect.sync(() => r.send(Spdy.encodeDataFrame(101, Buffer.from("x"))))
+      ],
+      ["a PING of 8 bytes", (r) => Effect.sync(() => r.send(Spdy.encodeControlFrame(6, 0, Buffer.alloc(8, 1))))],
       ["an uppercase header name", (r) => r.syn(5, [["Port", "7"], ["streamtype", "data"], ["requestid", "1"]])],
       ["a repeated header name", (r) => r.syn(5, [["port", "7"], ["port", "8"], ["streamtype", "data"]])],
       ["a host header", (r) => r.syn(5, [...pair("data", "1"), ["host", "x"]])],
@@ -276,6 +280,7 @@ describe("strictness of the tunnel's WebSocket (gorilla/websocket, TunnelingConn
     ["an unmasked frame", WebSocket.encodeFrame(WebSocket.Opcode.Binary, Spdy.encodePing(1)), 1002],
     ["a continuation with no message under way", WebSocket.encodeFrame(0, Buffer.from("x"), { mask: true }), 1002],
     ["a text message", WebSocket.encodeFrame(WebSocket.Opcode.Text, Spdy.encodePing(1), { mask: true }), 1000],
+    ["an unknown opcode (3)", WebSocket.encodeFrame(3, Buffer.from("x"), { mask: true }), 1002],
     [
       "a new message before the last one ended",
       Buffer.concat([

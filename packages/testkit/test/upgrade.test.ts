@@ -106,9 +106,13 @@ describe("upgrade negotiation", () => {
       400,
       "query parameter \"port\" is required"
     ])
-    assert.deepStrictEqual(parsePorts(["80", " 0"]), "unable to parse \"0\" as a port: invalid port")
+    assert.deepStrictEqual(parsePorts(["80", "0"]), "unable to parse \"0\" as a port: invalid port")
     assert.deepStrictEqual(parsePorts(["65536"]), "unable to parse \"65536\" as a port: invalid port")
-    assert.deepStrictEqual(parsePorts(["1,,65535"]), [1, 65535])
+    assert.deepStrictEqual(parsePorts(["1,65535", "80"]), [1, 65535, 80])
+    // the API server converts each part as it is: no trimming, no empty part
+    assert.deepStrictEqual(parsePorts(["1,,65535"]), "unable to parse \"\" as a port: invalid port")
+    assert.deepStrictEqual(parsePorts(["80,"]), "unable to parse \"\" as a port: invalid port")
+    assert.deepStrictEqual(parsePorts([" 80"]), "unable to parse \" 80\" as a port: invalid port")
   })
 
   it("a WebSocket upgrade must be a GET with a key", () => {

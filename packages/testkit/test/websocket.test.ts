@@ -90,6 +90,8 @@ interface RawWs {
   readonly body: string
   readonly messages: Array<Buffer>
   readonly send: (payload: Uint8Array) => void
+  /** Writes raw bytes (hand-made frames). */
+  readonly write: (bytes: Uint8Array) => void
   /** Waits until `n` messages have arrived, or the connection closed (with its close code). */
   readonly waitMessages: (n: number) => Effect.Effect<ReadonlyArray<Buffer>>
   readonly closed: Effect.Effect<number | undefined>
@@ -154,6 +156,7 @@ const rawWs = (url: string, path: string, protocols: ReadonlyArray<string>): Eff
           body: status === 101 ? "" : rest.toString("utf8"),
           messages,
           send: (payload: Uint8Array) => socket.write(Ws.encodeFrame(Ws.Opcode.Binary, payload, { mask: true })),
+          write: (bytes: Uint8Array) => socket.write(bytes),
           waitMessages: (n: number) => waitFor(() => messages.length >= n || closeCode !== null ? messages : undefined),
           closed: waitFor(() => closeCode !== null ? { code: closeCode } : undefined).pipe(Effect.map((c) => c.code))
         }
@@ -215,6 +218,20 @@ describe("v4.channel.k8s.io (raw client)", () => {
       assert.deepStrictEqual(counters.sessions, { spdy: 0, tunnel: 0, websocket: 1 })
       assert.strictEqual(counters.connections, 2)
       assert.strictEqual(counters.streams, 4)
+    }))
+
+  it.live("every frame is a message of its own, as kubelet's x/net/websocket reads them: a fragment too", () =>
+    Effect.gen(function*() {
+      const c = yield* cluster()
+      const ws = yield* rawWs(c.url, "/api/v1/namespaces/default/pods/web/portforward?ports=7", ["v4.channel.k8s.io"])
+      yield* ws.waitMessages(2)
+      // one message in two fragments: [0, "a"] then "bc", whose first byte (0x62) is no channel
+      ws.write(Ws.encodeFrame(Ws.Opcode.Binary, Buffer.from([0, 0x61]), { mask: true, fin: false }))
+      ws.write(Ws.encodeFrame(Ws.Opcode.Continuation, Buffer.from("bc"), { mask: true }))
+      ws.send(Buffer.concat([Buffer.from([0]), Buffer.from("d")]))
+      const echoed = yield* ws.waitMessages(4)
+      assert.deepStrictEqual(echoed.slice(2).map((m) => m.toString("hex")), ["0061", "0064"])
+      assert.strictEqual((yield* c.counters).bytesToPod, 2, "only a and d reached the pod")
     }))
 
   it.live("a refused port gets its error on channel 2i+1, then close 1000", () =>

@@ -79,14 +79,28 @@ export const authenticate = (
   if (peer.presented && peer.verified && peer.commonName !== undefined) {
     return { name: peer.commonName, spec: options.users.find((u) => u.name === peer.commonName) }
   }
-  const bearer = /^Bearer\s+(.+)$/i.exec(authorization ?? "")
-  if (bearer !== null) {
-    const token = bearer[1]!.trim()
-    const spec = options.users.find((u) => u.token !== undefined && u.token === token)
+  const token = bearerToken(authorization)
+  if (token !== undefined) {
+    const spec = token === "" ? undefined : options.users.find((u) => u.token !== undefined && u.token === token)
     return spec === undefined ? unauthorized : { name: spec.name, spec }
   }
   if (peer.presented) return unauthorized
   return options.anonymous === true ? { name: ANONYMOUS, spec: undefined } : unauthorized
+}
+
+/**
+ * The bearer token of an `Authorization` header as kube-apiserver reads it (K `.../authentication/
+ * request/bearertoken/bearertoken.go`): trimmed, split at the first two spaces, the first part
+ * `bearer` in any case, the token the second part (empty: an invalid token), anything after a
+ * third space ignored. `undefined` when it is no bearer header at all.
+ */
+export const bearerToken = (authorization: string | undefined): string | undefined => {
+  const auth = (authorization ?? "").trim()
+  const space = auth.indexOf(" ")
+  if (space === -1 || auth.slice(0, space).toLowerCase() !== "bearer") return undefined
+  const rest = auth.slice(space + 1)
+  const end = rest.indexOf(" ")
+  return end === -1 ? rest : rest.slice(0, end)
 }
 
 const PUBLIC_PATHS = new Set(["/version", "/healthz", "/livez", "/readyz"])

@@ -366,7 +366,10 @@ export class SpdySession {
   private onData(streamId: number, flags: number, payload: Buffer): void {
     if (streamId === 0) throw new Violation("DATA for stream 0")
     const ref = this.streams.get(streamId)
-    // kubelet never reads the error stream; a duplicate stream belongs to no pair
+    // kubelet never reads the error stream: spdystream's handleDataFrame then blocks on its
+    // unread channel and the whole session stalls (S `connection.go`); ended here instead
+    if (ref?.type === "error" && payload.length > 0) throw new Violation("DATA with a payload on an error stream")
+    // a duplicate stream belongs to no pair; an unknown one is gone (S: "Data frame gone away")
     if (ref === undefined || ref.type === "error" || ref.pair === undefined) return
     const pair = ref.pair
     if (pair.clientFin) return

@@ -94,7 +94,8 @@ export const socketTransport = (socket: Stream.Duplex, events: TransportEvents):
 export interface WsEvents {
   /**
    * Called with binary data. In `"stream"` mode every frame payload is delivered as it arrives
-   * (message boundaries carry no meaning); in `"message"` mode fragments are joined first.
+   * (message boundaries carry no meaning); in `"message"` mode every frame is a message, as
+   * kubelet's x/net/websocket reads them (a fragment too).
    */
   readonly onBinary: (payload: Buffer) => void
   readonly onDrain: () => void
@@ -112,7 +113,6 @@ export class WsConnection {
    * insist). Socket reads belong to nobody else, so payloads are unmasked where they arrived.
    */
   private readonly decoder = new WebSocket.Decoder({ from: "client", inPlace: true })
-  private fragments: Array<Buffer> = []
   /** A fragmented message is under way (its last frame has not come). */
   private inMessage = false
   private closeSent = false
@@ -175,16 +175,9 @@ export class WsConnection {
             if (!this.streamFrame(frame)) return
             break
           }
-          if (frame.fin && this.fragments.length === 0) {
-            this.events.onBinary(frame.payload)
-          } else {
-            this.fragments.push(frame.payload)
-            if (frame.fin) {
-              const message = Buffer.concat(this.fragments)
-              this.fragments = []
-              this.events.onBinary(message)
-            }
-          }
+          // kubelet's x/net/websocket (`Codec.Receive`) takes every data frame as a message of
+          // its own, a fragment too: its first byte is read as the channel
+          this.events.onBinary(frame.payload)
           break
         }
         default:

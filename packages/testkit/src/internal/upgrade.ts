@@ -112,13 +112,15 @@ interface Target {
   readonly name: string
 }
 
-/** Parses `ports` query values (repeated and/or comma-separated), as kubelet does. */
+/**
+ * Parses `ports` query values (repeated and/or comma-separated) as the API server converts them
+ * (K `Convert_Slice_string_To_Slice_int32`: split at commas, each part a number as it is — no
+ * trimming, an empty part is an error), then kubelet's range check.
+ */
 export const parsePorts = (values: ReadonlyArray<string>): Array<number> | string => {
   const ports: Array<number> = []
   for (const value of values) {
-    for (const part of value.split(",")) {
-      const text = part.trim()
-      if (text === "") continue
+    for (const text of value.split(",")) {
       const port = parsePort(text)
       if (port === undefined) return invalidPortCause(text)
       ports.push(port)
