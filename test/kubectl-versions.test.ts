@@ -1,9 +1,10 @@
 /**
  * The library's own scenarios on every kubectl from 1.27 to 1.35 (`KubectlBinaries.findAll`,
  * computed at collection time so each version is a block of its own and a missing one fails
- * the run): ready on a fixed and on a dynamic local port, PodNotFound, PodNotRunning,
- * RemoteRefused, Timeout, ForwardLost and reconnection after a pod restart, and close leaving
- * nothing. What is checked is the library's reading of each kubectl's output (its klog lines
+ * the run), against a cluster with HTTPS and bearer tokens: ready on a fixed and on a dynamic
+ * local port, PodNotFound, PodNotRunning, RemoteRefused, Unauthorized, Forbidden,
+ * ClusterUnreachable, KubeconfigInvalid, a service port and PortNotFound, Timeout, ForwardLost
+ * and reconnection after a pod restart, and close leaving nothing. What is checked is the library's reading of each kubectl's output (its klog lines
  * changed at 1.31, its transport too), not the fake cluster: that has its own conformance suite.
  *
  * Each version has its own fake cluster; the versions run side by side, the scenarios of one
@@ -12,8 +13,9 @@
  */
 import { assert, describe, it, layer } from "@effect/vitest"
 import { PortForward } from "@kube-forward/core"
-import { Backend, KubectlBinaries, Processes, TcpClient } from "@kube-forward/testkit"
+import { Backend, FakeCluster, KubectlBinaries, Processes, TcpClient } from "@kube-forward/testkit"
 import { Effect, Fiber, Schedule, Stream } from "effect"
+import * as Fs from "node:fs"
 import { Cluster, clusterLayer, freePort, leakFree } from "./support/index.ts"
 
 /** Every kubectl found, one per minor version, at collection time. */
@@ -26,11 +28,18 @@ const minorOf = (version: string): number => Number(version.split(".")[1])
 
 const echo = (name: string, phase?: "Pending") => ({
   name,
+  labels: { app: name },
   ...(phase === undefined ? {} : { phase }),
   containers: [{ name: "c", ports: [{ containerPort: 7000, backend: Backend.echo() }] }]
 })
 
-const options = {
+const options: FakeCluster.Options = {
+  // as a real cluster: HTTPS, a bearer token, and a user RBAC does not let forward ports
+  tls: true,
+  auth: {
+    users: [{ name: "alice", token: "alice-token-7c1e" }, { name: "bob", token: "bob-token-5a90", portForward: false }]
+  },
+  services: [{ name: "web", selector: { app: "web" }, ports: [{ port: 80, targetPort: 7000 }] }],
   pods: [
     echo("web"),
     echo("restart-me"),
@@ -113,6 +122,66 @@ describe("the library on each kubectl", { concurrent: true }, () => {
             assert.strictEqual(error._tag, "RemoteRefused", error.message)
             assert.include(error.message, "connection refused")
           })), inOrder)
+
+        it.effect(
+          "Unauthorized with a wrong token; Forbidden for a user RBAC denies port forwarding",
+          () =>
+            leakFree(Effect.gen(function*() {
+              const t = yield* Cluster
+              const wrong = yield* t.cluster.writeKubeconfig({ token: "wrong-token-0000" })
+              const unauthorized = yield* PortForward.make({ target: "pod/web", ports: [7000], kubeconfig: wrong })
+                .pipe(
+                  Effect.flip
+                )
+              assert.strictEqual(unauthorized._tag, "Unauthorized", unauthorized.message)
+              const bob = yield* t.cluster.writeKubeconfig({ user: "bob" })
+              const forbidden = yield* PortForward.make({ target: "pod/web", ports: [7000], kubeconfig: bob }).pipe(
+                Effect.flip
+              )
+              assert.strictEqual(forbidden._tag, "Forbidden", forbidden.message)
+              assert.include(forbidden.message, `User "bob" cannot create resource "pods/portforward"`)
+            })),
+          inOrder
+        )
+
+        it.effect(
+          "ClusterUnreachable when nothing answers at the server; KubeconfigInvalid for a missing kubeconfig",
+          () =>
+            leakFree(Effect.gen(function*() {
+              const t = yield* Cluster
+              const nowhere = `${t.cluster.kubeconfigPath}-nowhere`
+              Fs.writeFileSync(
+                nowhere,
+                Fs.readFileSync(t.cluster.kubeconfigPath, "utf8").replace(t.cluster.url, "https://127.0.0.1:1"),
+                { mode: 0o600 }
+              )
+              const unreachable = yield* PortForward.make({ target: "pod/web", ports: [7000], kubeconfig: nowhere })
+                .pipe(
+                  Effect.flip
+                )
+              assert.strictEqual(unreachable._tag, "ClusterUnreachable", unreachable.message)
+              const missing = yield* PortForward.make({
+                target: "pod/web",
+                ports: [7000],
+                kubeconfig: `${t.cluster.kubeconfigPath}-missing`
+              }).pipe(Effect.flip)
+              assert.strictEqual(missing._tag, "KubeconfigInvalid", missing.message)
+            })),
+          inOrder
+        )
+
+        it.effect(
+          "a service port maps to its target; PortNotFound for a port the service does not have",
+          () =>
+            leakFree(Effect.gen(function*() {
+              const fwd = yield* PortForward.make({ target: "svc/web", ports: [80] })
+              assert.deepStrictEqual(fwd.ports.map((p) => p.targetPort), [7000])
+              assert.strictEqual((yield* TcpClient.roundTrip(fwd.localPort, "via svc")).toString(), "via svc")
+              const error = yield* PortForward.make({ target: "svc/web", ports: [9999] }).pipe(Effect.flip)
+              assert.strictEqual(error._tag, "PortNotFound", error.message)
+            })),
+          inOrder
+        )
 
         it.effect("Timeout when the upgrade is never answered", () =>
           leakFree(Effect.gen(function*() {
