@@ -180,6 +180,8 @@ export const environment = (forwards: ReadonlyArray<ReadyForward>): Record<strin
  */
 export interface Running {
   readonly pid: number | undefined
+  /** Whether it is still running (it has neither exited nor failed to start). */
+  readonly running: () => boolean
   /**
    * Sends `signal` to the command and to every process it started that is still alive (found
    * at this moment by their parent ids, and remembered: once the command has exited, those it
@@ -258,13 +260,11 @@ export const start = (
         settle(f.code)
       })
       child.once("exit", (c, signal) => settle(c ?? ExitCode.ofSignal(signal ?? "SIGKILL")))
-      const killer = treeKiller(
-        child,
-        () => code === undefined && child.exitCode === null && child.signalCode === null
-      )
+      const isRunning = () => code === undefined && child.exitCode === null && child.signalCode === null
       const running: Running = {
         pid: child.pid,
-        ...killer,
+        running: isRunning,
+        ...treeKiller(child, isRunning),
         exitCode: Effect.callback<number>((resume) => {
           if (code !== undefined) return resume(Effect.succeed(code))
           const waiter = (c: number) => resume(Effect.succeed(c))

@@ -109,23 +109,25 @@ const announceExit = (settings: Output.Settings | undefined, code: number, reaso
 /**
  * Whether the `--` command already got this SIGINT from the terminal: a Ctrl-C goes to the
  * terminal's foreground process group, and the command is in ours. So when both we and the
- * command are in the foreground group, the SIGINT is taken to be the terminal's (a `kill -INT`
- * from elsewhere then reaches us only; a second one still quits at once).
+ * running command are in the foreground group, the SIGINT is taken to be the terminal's (a
+ * `kill -INT` from elsewhere cannot be told from it).
  */
 const fromTerminal = (signal: StopSignal, command: ChildCommand.Running) =>
-  signal === "SIGINT" && command.pid !== undefined &&
+  signal === "SIGINT" && command.pid !== undefined && command.running() &&
   Tree.inForeground(process.pid) === true && Tree.inForeground(command.pid) === true
 
 /**
  * The first stop signal closes everything and waits; the second exits at once (the `--`
  * command and its descendants get SIGKILL, kubectl's processes are ended by the library's
- * watchdog when this process is gone). While a `--` command runs, the first signal is passed
- * to it and its descendants (unless the terminal already delivered it, see `fromTerminal`),
- * and its exit ends the run. Before the session runs, `NodeRuntime.runMain`'s own interruption
- * stops the start-up, and the code is recorded here.
+ * watchdog when this process is gone). While a `--` command runs, a Ctrl-C of the terminal
+ * (see `fromTerminal`) is the command's: it got it already, it is not a stop, and the run ends
+ * when the command exits, as it would without us. Any other stop signal is passed to the
+ * command and its descendants, and its exit ends the run. Before the session runs,
+ * `NodeRuntime.runMain`'s own interruption stops the start-up, and the code is recorded here.
  */
 const onStop = (state: StopState, record: (code: number) => void, commandMode: boolean) => (signal: StopSignal) => {
   const command = state.command
+  if (command !== undefined && fromTerminal(signal, command)) return
   state.stops++
   state.signal = signal
   if (state.stops > 1) {
@@ -135,7 +137,7 @@ const onStop = (state: StopState, record: (code: number) => void, commandMode: b
     process.exit(code)
   }
   // the command first: the note below is then the sign that it was signalled
-  if (command !== undefined && !fromTerminal(signal, command)) command.kill(signal)
+  command?.kill(signal)
   if (state.output !== undefined) {
     Effect.runFork(state.output.note(`stopping… (${signal === "SIGINT" ? "Ctrl-C" : signal} again to quit at once)`))
   }

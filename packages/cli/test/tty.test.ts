@@ -95,6 +95,22 @@ const kubeForwardIn = (t: Tmux) => {
   return self
 }
 
+/**
+ * The pids of the processes in the pane whose command line is `args`, once there is one (a
+ * shell prints before it forks the next command: polled every 20 ms, within 10 s).
+ */
+const awaitInPane = (t: Tmux, args: string) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 10_000
+    let found = inPane(t).filter((p) => p.args === args).map((p) => p.pid)
+    while (found.length === 0) {
+      if (Date.now() > deadline) return yield* Effect.fail(new Error(`no ${args} in the pane`))
+      yield* Effect.sleep("20 millis")
+      found = inPane(t).filter((p) => p.args === args).map((p) => p.pid)
+    }
+    return found
+  })
+
 /** The exit status written by {@link runInPane}'s shell, once it is there. */
 const awaitExitStatus = (t: Tmux, exitFile: string) =>
   awaitScreen(
@@ -163,18 +179,20 @@ describe("the live table in a terminal", () => {
     }), 60_000)
 })
 
-/** A command that counts the SIGINTs it gets, prints its pid, and exits with the count on SIGUSR1. */
+/** A command that counts the SIGINTs it gets (as psql, it keeps running) and exits with 3 on the third. */
 const COUNTER = `
 let n = 0
-process.on("SIGINT", () => console.log("INT " + ++n))
-process.on("SIGUSR1", () => process.exit(n))
+process.on("SIGINT", () => {
+  console.log("INT " + ++n)
+  if (n === 3) process.exit(3)
+})
 console.log("counter " + process.pid)
 setInterval(() => {}, 1 << 30)
 `
 
-describe("-- mode under a terminal: the command gets a stop signal once, a second one quits", () => {
+describe("-- mode under a terminal: a Ctrl-C is the command's, other stop signals are ours", () => {
   it.live(
-    "stdin not a terminal: one Ctrl-C reaches the command once (from the terminal, not again from us)",
+    "three Ctrl-Cs reach the command once each, none is a stop: it exits by itself, with its code",
     () =>
       Effect.gen(function*() {
         const dir = yield* tempDir
@@ -182,7 +200,7 @@ describe("-- mode under a terminal: the command gets a stop signal once, a secon
         const t = yield* tmux(dir)
         const exitFile = runInPane(
           t,
-          { dir, env: cluster.env, stdin: "/dev/null" },
+          { dir, env: cluster.env },
           process.execPath,
           bin,
           "pod/web",
@@ -192,32 +210,31 @@ describe("-- mode under a terminal: the command gets a stop signal once, a secon
           "-e",
           COUNTER
         )
-        const started = yield* awaitScreen(t, "the command", (s) => /counter \d+/.test(s))
-        const pid = Number(/counter (\d+)/.exec(started)![1])
-        const self = kubeForwardIn(t)
-        // kube-forward held still until the command has taken the terminal's SIGINT: a second one
-        // from kube-forward cannot then merge with it into one pending signal
-        process.kill(self.pid, "SIGSTOP")
-        t.run("send-keys", "-t", "kf", "C-c")
-        yield* awaitScreen(t, "the command's SIGINT", (s) => s.includes("INT 1"))
-        process.kill(self.pid, "SIGCONT")
-        // kube-forward's own signal to the command, if any, is sent before its note is written
-        yield* awaitScreen(t, "the note", (s) => s.includes("stopping…"))
-        process.kill(pid, "SIGUSR1")
-        assert.strictEqual(yield* awaitExitStatus(t, exitFile), "1\n", `one SIGINT:\n${screen(t)}`)
-        assert.deepStrictEqual(Processes.portForwards(cluster.kubeconfigPath), [])
+        yield* awaitScreen(t, "the command", (s) => /counter \d+/.test(s))
+        for (const n of [1, 2, 3]) {
+          t.run("send-keys", "-t", "kf", "C-c")
+          yield* awaitScreen(t, `SIGINT number ${n}`, (s) => s.includes(`INT ${n}`))
+        }
+        assert.strictEqual(yield* awaitExitStatus(t, exitFile), "3\n", `the command's code:\n${screen(t)}`)
+        assert.notInclude(screen(t), "stopping…", "no Ctrl-C was taken as a stop")
+        assert.notInclude(screen(t), "INT 4")
+        assert.deepStrictEqual(inPane(t), [], "nothing left in the pane")
+        assert.deepStrictEqual(
+          yield* Processes.awaitExit(Processes.portForwards(cluster.kubeconfigPath).map((p) => p.pid)),
+          []
+        )
       }),
     60_000
   )
 
   it.live(
-    "stdin a terminal: kill -INT from outside, twice, quits at once with 130 and leaves nothing",
+    "SIGTERM from another shell, twice, to a command that ignores it: quits at once with 143, leaves nothing",
     () =>
       Effect.gen(function*() {
         const dir = yield* tempDir
         const cluster = yield* FakeCluster.make({ pods: [echoPod("web")] })
         const t = yield* tmux(dir)
-        const command = ["sh", "-c", "echo started; sleep 778"]
+        const command = ["sh", "-c", "trap '' TERM; echo started; sleep 778"]
         const exitFile = runInPane(
           t,
           { dir, env: cluster.env },
@@ -230,13 +247,12 @@ describe("-- mode under a terminal: the command gets a stop signal once, a secon
         )
         yield* awaitScreen(t, "the command", (s) => s.includes("started"))
         const self = kubeForwardIn(t)
-        const sleeps = inPane(t).filter((p) => p.args === "sleep 778").map((p) => p.pid)
+        const sleeps = yield* awaitInPane(t, "sleep 778")
         const kubectl = Processes.portForwards(cluster.kubeconfigPath).map((p) => p.pid)
-        assert.strictEqual(sleeps.length, 1)
-        process.kill(self.pid, "SIGINT")
+        process.kill(self.pid, "SIGTERM")
         yield* awaitScreen(t, "the note", (s) => s.includes("stopping…"))
-        process.kill(self.pid, "SIGINT")
-        assert.strictEqual(yield* awaitExitStatus(t, exitFile), "130\n", screen(t))
+        process.kill(self.pid, "SIGTERM")
+        assert.strictEqual(yield* awaitExitStatus(t, exitFile), "143\n", screen(t))
         assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "the command's child is gone")
         assert.deepStrictEqual(
           yield* Processes.awaitExit(kubectl, { within: "5 seconds" }),
