@@ -184,10 +184,16 @@ export interface Running {
   readonly running: () => boolean
   /**
    * Sends `signal` to the command and to every process it started that is still alive (found
-   * at this moment by their parent ids, and remembered: once the command has exited, those it
-   * left behind get it). Nothing when none of them is left.
+   * at this moment by their parent ids, or, once they outlived it, as the members of its process
+   * group started after it; and remembered). Nothing when none of them is left.
    */
   readonly kill: (signal: NodeJS.Signals) => void
+  /**
+   * Finds and remembers, without signalling, the processes it started that are alive now (so
+   * that they are known when the run ends, even if nothing was signalled: a Ctrl-C of the
+   * terminal reached them directly).
+   */
+  readonly track: () => void
   /** How many of the processes it started that were signalled are still alive. */
   readonly leftovers: () => number
   /** Its exit code: its own, 128 + n when signal n ended it, 126/127 when it could not be run. */
@@ -212,16 +218,28 @@ const spawnFailure = (error: NodeJS.ErrnoException, command: string) => {
   }
 }
 
-/** Signals for a process and its descendants, remembering every one signalled. */
+/**
+ * Signals for a process and its descendants, remembering every one found: those it started,
+ * by parent id while it runs, and, once they outlived it, as the processes of its group that
+ * started after it (see `Tree.outlived`).
+ */
 const treeKiller = (child: ChildProcess, running: () => boolean) => {
+  const from = child.pid === undefined ? undefined : Tree.origin(child.pid)
   let seen: Array<Tree.Proc> = []
+  const track = () => {
+    const left = seen.length === 0 ? [] : Tree.alive(seen).map((p) => p.pid)
+    const roots = [...(running() && child.pid !== undefined ? [child.pid] : []), ...left]
+    const found = [...Tree.tree(roots), ...(from === undefined ? [] : Tree.outlived(from))]
+      .filter((p, i, all) => p.pid !== child.pid && all.findIndex((q) => q.pid === p.pid) === i)
+    seen = [...seen.filter((p) => !found.some((f) => f.pid === p.pid)), ...found]
+    return found
+  }
   return {
+    track: () => {
+      track()
+    },
     kill: (signal: NodeJS.Signals) => {
-      const left = seen.length === 0 ? [] : Tree.alive(seen).map((p) => p.pid)
-      const roots = [...(running() && child.pid !== undefined ? [child.pid] : []), ...left]
-      if (roots.length === 0) return
-      const found = Tree.tree(roots).filter((p) => p.pid !== child.pid)
-      seen = [...seen.filter((p) => !found.some((f) => f.pid === p.pid)), ...found]
+      const found = track()
       // the command itself through Node, which knows whether it was reaped
       if (running()) child.kill(signal)
       Tree.signal(found, signal)

@@ -127,7 +127,11 @@ const fromTerminal = (signal: StopSignal, command: ChildCommand.Running) =>
  */
 const onStop = (state: StopState, record: (code: number) => void, commandMode: boolean) => (signal: StopSignal) => {
   const command = state.command
-  if (command !== undefined && fromTerminal(signal, command)) return
+  if (command !== undefined && fromTerminal(signal, command)) {
+    // what it started is to be known when it exits, and a Ctrl-C may end what it was found by
+    command.track()
+    return
+  }
   state.stops++
   state.signal = signal
   if (state.stops > 1) {

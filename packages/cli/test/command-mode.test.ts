@@ -162,6 +162,18 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })(
         )
       }))
 
+    it.effect("a command that exits by itself: what it left running in the background ends with the run", () =>
+      Effect.gen(function*() {
+        const t = yield* Cluster
+        const child = yield* kubeForward(["pod/run", ":7000", "--", "sh", "-c", "sleep 785 & echo started"], {
+          env: t.env
+        })
+        assert.deepStrictEqual(yield* child.awaitExit, { code: 0, signal: null }, child.text("stderr"))
+        assert.deepStrictEqual(child.lines("stdout"), ["started"])
+        assert.deepStrictEqual(Processes.live("sleep 785").filter((p) => p.pgid === child.pid), [], "no sleep 785 left")
+        assert.deepStrictEqual(t.leftovers(), [])
+      }))
+
     it.effect("a forward lost for good: SIGTERM, and what outlives the command gets SIGKILL after the grace", () =>
       Effect.gen(function*() {
         const t = yield* Cluster

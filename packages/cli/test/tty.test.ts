@@ -228,6 +228,35 @@ describe("-- mode under a terminal: a Ctrl-C is the command's, other stop signal
   )
 
   it.live(
+    "Ctrl-C: what the command started in the background and that ignores SIGINT is ended with the run",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const cluster = yield* FakeCluster.make({ pods: [echoPod("web")] })
+        const t = yield* tmux(dir)
+        // SIGHUP ignored too: the pane's shell ends the session when it exits, which would end it
+        const command = ["sh", "-c", "trap '' HUP; sleep 784 & echo started; wait"]
+        const exitFile = runInPane(
+          t,
+          { dir, env: cluster.env },
+          process.execPath,
+          bin,
+          "pod/web",
+          ":7000",
+          "--",
+          ...command
+        )
+        yield* awaitScreen(t, "the command", (s) => s.includes("started"))
+        const sleeps = yield* awaitInPane(t, "sleep 784")
+        t.run("send-keys", "-t", "kf", "C-c")
+        assert.strictEqual(yield* awaitExitStatus(t, exitFile), "130\n", screen(t))
+        assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "no sleep 784 left")
+        assert.deepStrictEqual(Processes.portForwards(cluster.kubeconfigPath), [])
+      }),
+    60_000
+  )
+
+  it.live(
     "SIGTERM from another shell, twice, to a command that ignores it: quits at once with 143, leaves nothing",
     () =>
       Effect.gen(function*() {

@@ -8,14 +8,19 @@
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 
-/** One process: its id, its parent's, its process group's. */
+/** One process: its id, its parent's, its process group's, and when it started. */
 export interface Proc {
   readonly pid: number
   readonly ppid: number
   readonly pgid: number
+  /** Its start time (clock ticks after boot, field 22 of `/proc/<pid>/stat`); unknown without `/proc`. */
+  readonly start: number | undefined
 }
 
-/** `/proc/<pid>/stat`'s fields after `(comm)`: state, ppid, pgrp, session, tty_nr, tpgid, … */
+/**
+ * `/proc/<pid>/stat`'s fields after `(comm)`: state, ppid, pgrp, session, tty_nr, tpgid, …
+ * (field n of proc(5) at index n - 3).
+ */
 const statFields = (pid: number | "self"): Array<string> | undefined => {
   try {
     const stat = Fs.readFileSync(`/proc/${pid}/stat`, "latin1")
@@ -30,13 +35,15 @@ const fromProc = (): Array<Proc> =>
     const fields = statFields(Number(name))
     // a zombie has exited: nothing to signal
     if (fields === undefined || fields[0] === "Z" || fields[0] === "X") return []
-    return [{ pid: Number(name), ppid: Number(fields[1]), pgid: Number(fields[2]) }]
+    return [{ pid: Number(name), ppid: Number(fields[1]), pgid: Number(fields[2]), start: Number(fields[19]) }]
   })
 
 const fromPs = (): Array<Proc> =>
   execFileSync("ps", ["-A", "-o", "pid=,ppid=,pgid=,stat="], { encoding: "utf8" }).split("\n").flatMap((line) => {
     const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)/.exec(line)
-    return m === null || m[4].startsWith("Z") ? [] : [{ pid: Number(m[1]), ppid: Number(m[2]), pgid: Number(m[3]) }]
+    return m === null || m[4].startsWith("Z")
+      ? []
+      : [{ pid: Number(m[1]), ppid: Number(m[2]), pgid: Number(m[3]), start: undefined }]
   })
 
 /** Every live process: from `/proc` on Linux, else from `ps`; none when neither can be read. */
@@ -66,6 +73,32 @@ export const tree = (roots: ReadonlyArray<number>): Array<Proc> => {
     }
   }
   return out
+}
+
+/**
+ * Where a process came from: its process group and its start time, when `/proc` tells
+ * (`undefined` elsewhere, or when it is gone).
+ */
+export const origin = (pid: number): { readonly pgid: number; readonly start: number } | undefined => {
+  const fields = statFields(pid)
+  return fields === undefined ? undefined : { pgid: Number(fields[2]), start: Number(fields[19]) }
+}
+
+/**
+ * What a process (of `origin`) started and that outlived the process that started it: the live
+ * members of its process group that started no earlier than it did, whose parent is outside the
+ * group (they were reparented, so they are no longer found by parent id), and their
+ * descendants. Those that were already running when it started (its parent, its siblings in a
+ * pipeline) are not among them. Linux only (`/proc`): none elsewhere.
+ */
+export const outlived = (from: { readonly pgid: number; readonly start: number }): Array<Proc> => {
+  const all = processes()
+  const group = new Set(all.filter((p) => p.pgid === from.pgid).map((p) => p.pid))
+  const roots = all.filter((p) =>
+    p.pgid === from.pgid && p.start !== undefined && p.start >= from.start && !group.has(p.ppid) &&
+    p.pid !== process.pid
+  )
+  return roots.length === 0 ? [] : tree(roots.map((p) => p.pid))
 }
 
 /** Which of `known` are still alive, in the same process group as when they were seen. */
