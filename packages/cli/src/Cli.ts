@@ -96,7 +96,7 @@ interface StopState {
   output: Output.Output | undefined
   /** Where the `exit` event goes with `--json`, once the output is chosen. */
   settings: Output.Settings | undefined
-  /** The `--` command, while it runs. */
+  /** The `--` command, while it runs, and after its exit while its leftovers are awaited. */
   command: ChildCommand.Running | undefined
 }
 

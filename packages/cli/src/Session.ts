@@ -109,7 +109,10 @@ export interface Options {
   readonly command: ReadonlyArray<string> | undefined
   /** Where to write the resolved ports as JSON once every forward is ready. */
   readonly portsFile: string | undefined
-  /** Called with the command once it runs (for the signal handling), and with `undefined` after. */
+  /**
+   * Called with the command once it runs (for the signal handling), and with `undefined` once it
+   * and what it left behind have been stopped (its leftovers may be awaited after its exit).
+   */
   readonly onCommand: (running: ChildCommand.Running | undefined) => void
 }
 
@@ -254,11 +257,12 @@ const runCommand = (
   Effect.gen(function*() {
     const ready = opened.map((o) => ({ name: o.forward.name, ports: o.value.ports }))
     const args = ChildCommand.substitute(command, ready)
+    // forgotten only once its stop is over (finalizers run in reverse): until then a second
+    // signal must reach what it left behind
+    yield* Effect.addFinalizer(() => Effect.sync(() => options.onCommand(undefined)))
     const running = yield* ChildCommand.start(args, ChildCommand.environment(ready))
     options.onCommand(running)
-    const code = yield* Effect.raceFirst(running.exitCode, Deferred.await(failed)).pipe(
-      Effect.ensuring(Effect.sync(() => options.onCommand(undefined)))
-    )
+    const code = yield* Effect.raceFirst(running.exitCode, Deferred.await(failed))
     return { _tag: "CommandExited", code, failure: running.failure() } as const
   })
 

@@ -42,6 +42,22 @@ const sleepsUnder = (pid: number, command: string) => {
   return Processes.live(command).filter((p) => under.has(p.pid) && p.args === command).map((p) => p.pid)
 }
 
+/**
+ * {@link sleepsUnder}, once there is one: a shell prints before it forks its next command, so
+ * it is looked for every 20 ms, within 10 s.
+ */
+const awaitUnder = (pid: number, command: string) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 10_000
+    let found = sleepsUnder(pid, command)
+    while (found.length === 0) {
+      if (Date.now() > deadline) return yield* Effect.fail(new Error(`no ${command} under ${pid}`))
+      yield* Effect.sleep("20 millis")
+      found = sleepsUnder(pid, command)
+    }
+    return found
+  })
+
 const run = (how: string, ...args: Array<string>) =>
   Effect.gen(function*() {
     const t = yield* Cluster
@@ -172,6 +188,28 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })(
         assert.deepStrictEqual(child.lines("stdout"), ["started"])
         assert.deepStrictEqual(Processes.live("sleep 785").filter((p) => p.pgid === child.pid), [], "no sleep 785 left")
         assert.deepStrictEqual(t.leftovers(), [])
+      }))
+
+    it.effect("a second signal while the command's leftovers are awaited: SIGKILL for them, nothing left", () =>
+      Effect.gen(function*() {
+        const t = yield* Cluster
+        // the command exits on SIGTERM; the child it started in the background ignores it
+        const command = ["sh", "-c", "(trap '' TERM; exec sleep 781) & echo started; wait"]
+        const child = yield* kubeForward(["pod/run", ":7000", "--", ...command], { env: t.env })
+        yield* child.awaitLine(/^started$/, "stdout")
+        const sleeps = yield* awaitUnder(child.pid, "sleep 781")
+        const shell = Processes.list().filter((p) => p.ppid === child.pid && p.args.startsWith("sh -c"))
+        assert.strictEqual(shell.length, 1)
+        yield* child.kill("SIGTERM")
+        assert.deepStrictEqual(yield* Processes.awaitExit([shell[0].pid], { within: "4 seconds" }), [], "sh exited")
+        yield* child.kill("SIGTERM")
+        assert.deepStrictEqual(yield* child.awaitExit, { code: 143, signal: null }, child.text("stderr"))
+        assert.deepStrictEqual(yield* Processes.awaitExit(sleeps), [], "no sleep 781 left")
+        assert.deepStrictEqual(
+          yield* Processes.awaitExit(t.leftovers().map((p) => p.pid), { within: "5 seconds" }),
+          [],
+          "the watchdog ended kubectl"
+        )
       }))
 
     it.effect("a forward lost for good: SIGTERM, and what outlives the command gets SIGKILL after the grace", () =>
