@@ -56,8 +56,8 @@ const processes = (): Array<Proc> => {
 }
 
 /**
- * `roots` and all their live descendants (each with its process group, to tell it from a later
- * process that reuses its id).
+ * `roots` and all their live descendants (each with its process group and start time, to tell
+ * it from a later process that reuses its id, see {@link alive}).
  */
 export const tree = (roots: ReadonlyArray<number>): Array<Proc> => {
   const all = processes()
@@ -101,10 +101,17 @@ export const outlived = (from: { readonly pgid: number; readonly start: number }
   return roots.length === 0 ? [] : tree(roots.map((p) => p.pid))
 }
 
-/** Which of `known` are still alive, in the same process group as when they were seen. */
+/**
+ * Which of `known` are still alive: the same pid, in the same process group, with the same start
+ * time as when they were seen (a later process that reuses the id is not one of them; without
+ * `/proc` the start time is unknown, and the group alone tells).
+ */
 export const alive = (known: ReadonlyArray<Proc>): Array<Proc> => {
-  const now = new Map(processes().map((p) => [p.pid, p.pgid]))
-  return known.filter((p) => now.get(p.pid) === p.pgid)
+  const now = new Map(processes().map((p) => [p.pid, p]))
+  return known.filter((p) => {
+    const current = now.get(p.pid)
+    return current !== undefined && current.pgid === p.pgid && current.start === p.start
+  })
 }
 
 /** Sends `signal` to each of `procs` (one that is gone already is skipped). */
