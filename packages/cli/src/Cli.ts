@@ -96,6 +96,8 @@ interface StopState {
   output: Output.Output | undefined
   /** Where the `exit` event goes with `--json`, once the output is chosen. */
   settings: Output.Settings | undefined
+  /** Why our output could not be written (not a closed pipe): the run ends with exit code 1. */
+  outputFailed: string | undefined
   /** The `--` command, while it runs, and after its exit while its leftovers are awaited. */
   command: ChildCommand.Running | undefined
 }
@@ -163,12 +165,31 @@ const onOutputClosed = (state: StopState, commandMode: boolean) => () => {
   state.session?.interruptUnsafe()
 }
 
+/**
+ * Our output failed otherwise (a full disk, an I/O error): the run stops as for a closed pipe,
+ * but says why on stderr and exits with 1. In `--` mode, where our lines are only a report on
+ * stderr, nothing more is written and the command's run goes on.
+ */
+const onOutputFailed = (state: StopState, settings: Output.Settings, commandMode: boolean) =>
+(
+  error: NodeJS.ErrnoException
+) => {
+  if (commandMode) return
+  state.outputFailed = Output.failureText(settings.stream, error)
+  Output.toStderr(`kube-forward: ${state.outputFailed}`)
+  state.stops++
+  state.session?.interruptUnsafe()
+}
+
 /** The code a finished session exits with. */
 const codeOf = (
   exit: Exit.Exit<Session.Outcome, unknown>,
   state: StopState,
   commandMode: boolean
 ): { readonly code: number; readonly reason: string } => {
+  if (state.outputFailed !== undefined && ExitCode.ofExit(exit) === ExitCode.Ok) {
+    return { code: ExitCode.OutputFailed, reason: state.outputFailed }
+  }
   if (exit._tag === "Success") {
     return exit.value._tag === "CommandExited"
       ? { code: exit.value.code, reason: exit.value.failure ?? "command exited" }
@@ -244,6 +265,7 @@ export const main = (
         session: undefined,
         output: undefined,
         settings: undefined,
+        outputFailed: undefined,
         command: undefined
       }
       yield* listen(onStop(state, record, command !== undefined))
@@ -258,7 +280,13 @@ export const main = (
       state.settings = settings
       // the backend first: one that cannot be used is invalid input, reported before any output
       const services = yield* restore(buildBackend(backend))
-      const output = yield* Output.make(plan, settings, onOutputClosed(state, command !== undefined))
+      const commandMode = command !== undefined
+      const output = yield* Output.make(
+        plan,
+        settings,
+        onOutputClosed(state, commandMode),
+        onOutputFailed(state, settings, commandMode)
+      )
       const session = yield* Session.run(plan, {
         output,
         command,

@@ -35,6 +35,15 @@ export const Ok = 0
 export const Internal = 1
 
 /**
+ * The output could not be written for another reason than a closed pipe (a full disk, an I/O
+ * error): said on stderr, the forwards closed. The same code as {@link Internal}.
+ *
+ * @category codes
+ * @since 0.1.0
+ */
+export const OutputFailed = 1
+
+/**
  * Invalid input; nothing was started.
  *
  * @category codes

@@ -90,26 +90,58 @@ const makeDrawer = (send: (text: string) => void) => {
 }
 
 /**
- * Writes to `stream` until it fails (EPIPE: the reader is gone, as with `| head -1`); from then
- * on nothing is written, and `onClosed` is called once. The listener stays, so a later write
- * error (the stream destroyed) cannot crash the process either.
+ * Writes to `stream` until it fails; from then on nothing is written there. EPIPE (the reader
+ * is gone, as with `| head -1`) calls `onClosed`, any other error `onFailed`, once. The listener
+ * stays, so a later write error (the stream destroyed) cannot crash the process either.
  */
-const guardedWriter = (stream: NodeJS.WriteStream, onClosed: () => void) => {
+const guardedWriter = (
+  stream: NodeJS.WritableStream & { readonly destroyed: boolean },
+  onClosed: () => void,
+  onFailed: (error: NodeJS.ErrnoException) => void
+) => {
   let closed = false
-  stream.on("error", () => {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
     if (closed) return
     closed = true
-    onClosed()
+    if (error.code === "EPIPE") onClosed()
+    else onFailed(error)
   })
   return (text: string) => {
     if (!closed && !stream.destroyed) stream.write(text)
   }
 }
 
+let stderrWriter: ((text: string) => void) | undefined
+
+/**
+ * Writes a line to stderr, until stderr cannot be written (a closed pipe, any error): from then
+ * on nothing more is written there, and the run goes on.
+ *
+ * @category writing
+ * @since 0.1.0
+ */
+export const toStderr = (line: string): void => {
+  stderrWriter ??= guardedWriter(process.stderr, () => {}, () => {})
+  stderrWriter(`${line}\n`)
+}
+
+/**
+ * What is said on stderr when `stream` failed with `error` (not EPIPE).
+ *
+ * @category writing
+ * @since 0.1.0
+ */
+export const failureText = (stream: NodeJS.WriteStream, error: NodeJS.ErrnoException): string => {
+  const name = stream === process.stdout ? "stdout" : stream === process.stderr ? "stderr" : "the output"
+  const why = error.code === "ENOSPC" ? "no space left on the device" : error.message
+  return `cannot write to ${name}: ${why}${error.code === undefined || why.includes(error.code) ? "" : ` (${error.code})`}`
+}
+
 /**
  * Makes the output of `plan` with `settings`. In table mode the table is drawn at once and kept
  * up to date until the scope closes, when it is drawn a last time. When the stream can no
- * longer be written (a closed pipe), output stops and `onClosed` is called, once.
+ * longer be written, output stops and, once, `onClosed` is called for a closed pipe (EPIPE),
+ * `onFailed` for any other error. With `--json` the notes go to stderr, written until it fails.
  *
  * @category constructors
  * @since 0.1.0
@@ -117,14 +149,15 @@ const guardedWriter = (stream: NodeJS.WriteStream, onClosed: () => void) => {
 export const make = (
   plan: Plan,
   settings: Settings,
-  onClosed: () => void = () => {}
+  onClosed: () => void = () => {},
+  onFailed: (error: NodeJS.ErrnoException) => void = () => {}
 ): Effect.Effect<Output, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { colour, mode, stream } = settings
     let rows = Board.make(plan, yield* Clock.currentTimeMillis)
     let footer: ReadonlyArray<string> = []
     let announced = false
-    const send = guardedWriter(stream, onClosed)
+    const send = guardedWriter(stream, onClosed, onFailed)
     const write = (line: string) => Effect.sync(() => send(`${line}\n`))
     const draw = makeDrawer(send)
     const redraw = Effect.gen(function*() {
@@ -162,7 +195,7 @@ export const make = (
           return redraw
         })
         : mode === "json"
-        ? Effect.sync(() => process.stderr.write(`kube-forward: ${text}\n`))
+        ? Effect.sync(() => toStderr(`kube-forward: ${text}`))
         : write(`kube-forward: ${text}`)
     const start = yield* Clock.currentTimeMillis
     for (const row of mode === "table" ? [] : rows) {

@@ -30,7 +30,9 @@ const Env = clusterLayer({
     echoPod("lose-me"),
     echoPod("sig-0"),
     echoPod("sig-1"),
-    echoPod("pipe")
+    echoPod("pipe"),
+    echoPod("full"),
+    echoPod("quiet")
   ],
   services: [{ name: "cache", namespace: "shop", selector: { app: "cache-0" }, ports: [{ port: 6379 }] }]
 })
@@ -252,6 +254,50 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })("kube-forward: output
       const [line] = yield* child.awaitLine(/^exit .*$/, "stdout")
       assert.strictEqual(line, "exit 0 null", child.text("stderr"))
       assert.notInclude(child.text("stderr"), "EPIPE")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
+  it.effect("stdout that fails otherwise (/dev/full, ENOSPC): said on stderr, the forwards closed, exit 1", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      const child = yield* Child.spawn(
+        "sh",
+        ["-c", "exec \"$@\" > /dev/full", "sh", process.execPath, bin, "pod/full", ":7000"],
+        { env: t.env }
+      )
+      assert.deepStrictEqual(yield* child.awaitExit, { code: 1, signal: null }, child.text("stderr"))
+      assert.match(child.text("stderr"), /^kube-forward: cannot write to stdout: .*\(ENOSPC\)$/m)
+      assert.notInclude(child.text("stderr"), "    at ", "no stack trace")
+      assert.deepStrictEqual(t.leftovers(), [])
+    }))
+
+  it.effect("--json with stderr closed: the notes are not written, no crash, the run ends with its exit event", () =>
+    Effect.gen(function*() {
+      const t = yield* Cluster
+      // kube-forward with its stderr a pipe closed at once; on "ready" it gets SIGTERM (a note)
+      const reader = `
+        const { spawn } = require("node:child_process")
+        const kf = spawn(process.execPath, process.argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] })
+        kf.stderr.destroy()
+        let seen = ""
+        kf.stdout.on("data", (d) => {
+          seen += d
+          if (seen.includes('"event":"ready"') && !seen.includes("TERM")) {
+            seen += "TERM"
+            kf.kill("SIGTERM")
+          }
+        })
+        kf.on("exit", (code, signal) => {
+          console.log(seen.trim().split("\\n").filter((l) => l.startsWith("{")).at(-1))
+          console.log("exit " + code + " " + signal)
+        })
+      `
+      const child = yield* Child.spawn(process.execPath, ["-e", reader, bin, "pod/quiet", ":7000", "--json"], {
+        env: t.env
+      })
+      const [line] = yield* child.awaitLine(/^exit .*$/, "stdout")
+      assert.strictEqual(line, "exit 0 null", child.text("stdout"))
+      assert.deepInclude(JSON.parse(child.lines("stdout").at(-2)!), { event: "exit", code: 0 })
       assert.deepStrictEqual(t.leftovers(), [])
     }))
 })
