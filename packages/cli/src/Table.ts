@@ -11,8 +11,10 @@
  * Every line fits the width (nothing wraps, so the table can be redrawn in place): the last
  * error takes what is left and is cut with `…`; on a narrower terminal the columns go in the
  * order last error, since, reconnects, target, and long names and port lists are cut; then the
- * port list goes and the name is cut further, so that the state stays in view whole down to 20
- * columns (and in part below that). Rows that
+ * port list goes and the name is cut further, down to its first three characters, so that the
+ * state stays in view whole as long as the width has room for it beside them (`Ready`, or
+ * `Reconnecting #9`, down to 20 columns; `Reconnecting #12` down to 21), and in part below
+ * that. The state is never cut while there is room for it, however many the attempts. Rows that
  * do not fit the height are summed up in one line. Colour is only added when asked (the caller
  * asks when the output is a terminal and `NO_COLOR` is not set), and never counts towards the
  * width.
@@ -140,7 +142,8 @@ interface Column {
 const NAME: Column = { header: "NAME", cell: (r) => r.name, max: 24 }
 const TARGET: Column = { header: "TARGET", cell: targetText, max: 36 }
 const PORTS: Column = { header: "LOCAL → REMOTE", cell: (r) => portsText(r), max: 40 }
-const STATE: Column = { header: "STATE", cell: stateText, max: 16 }
+// as wide as its longest value: `Reconnecting #1234` is cut only when the width leaves no room
+const STATE: Column = { header: "STATE", cell: stateText, max: Number.POSITIVE_INFINITY }
 const RECONNECTS: Column = { header: "RECONNECTS", cell: (r) => String(r.reconnects), max: 10, right: true }
 const SINCE: Column = { header: "SINCE", cell: (r, now) => formatSince(now - r.since), max: 6, right: true }
 const ERROR: Column = { header: "LAST ERROR", cell: errorText, max: Number.POSITIVE_INFINITY }

@@ -202,6 +202,29 @@ describe("Table on narrow terminals", () => {
   }
 })
 
+describe("Table: the STATE column", () => {
+  const now = T0 + 125_000
+  const [web, db] = fold(["web", "db"], sequence)
+  const board = [
+    { ...web, state: "Reconnecting" as const, attempt: 100 },
+    { ...db, state: "Reconnecting" as const, attempt: 12 }
+  ]
+  const stateOf = (width: number, i: number) =>
+    Table.render(board, { width, colour: false, now })[i + 1].split(/ {2,}/).find((c) => c.startsWith("Re"))
+
+  it("is as wide as its longest value: Reconnecting #100 whole at 120 columns", () => {
+    assert.strictEqual(stateOf(120, 0), "Reconnecting #100")
+    assert.strictEqual(stateOf(120, 1), "Reconnecting #12")
+  })
+
+  it("stays whole beside three characters of the name: from 22 columns for #100, 21 for #12", () => {
+    assert.match(Table.render(board, { width: 22, colour: false, now })[1], /^web  Reconnecting #100$/)
+    assert.match(Table.render([board[1]], { width: 21, colour: false, now })[1], /^db   Reconnecting #12$/)
+    // one column less: the state is cut (with …), the name keeps its three
+    assert.match(Table.render([board[1]], { width: 20, colour: false, now })[1], /^db   Reconnecting #…$/)
+  })
+})
+
 describe("plain lines and JSON events", () => {
   it("one plain line per change", () => {
     let rows = Board.make(plan(["web", "db"]), T0)
