@@ -134,7 +134,9 @@ export const toStderr = (line: string): void => {
 export const failureText = (stream: NodeJS.WriteStream, error: NodeJS.ErrnoException): string => {
   const name = stream === process.stdout ? "stdout" : stream === process.stderr ? "stderr" : "the output"
   const why = error.code === "ENOSPC" ? "no space left on the device" : error.message
-  return `cannot write to ${name}: ${why}${error.code === undefined || why.includes(error.code) ? "" : ` (${error.code})`}`
+  return `cannot write to ${name}: ${why}${
+    error.code === undefined || why.includes(error.code) ? "" : ` (${error.code})`
+  }`
 }
 
 /**

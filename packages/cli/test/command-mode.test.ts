@@ -145,7 +145,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })(
           env: t.env
         })
         yield* child.awaitLine(/^started$/, "stdout")
-        const sleeps = sleepsUnder(child.pid, "sleep 777")
+        const sleeps = yield* awaitUnder(child.pid, "sleep 777")
         assert.strictEqual(sleeps.length, 1, "the command's child runs")
         yield* child.kill("SIGTERM")
         assert.deepStrictEqual(yield* child.awaitExit, { code: 143, signal: null }, child.text("stderr"))
@@ -161,7 +161,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })(
         const command = ["sh", "-c", "trap '' TERM; echo started; sleep 779"]
         const child = yield* kubeForward(["pod/run", ":7000", "--json", "--", ...command], { env: t.env })
         yield* child.awaitLine(/^started$/, "stdout")
-        const sleeps = sleepsUnder(child.pid, "sleep 779")
+        const sleeps = yield* awaitUnder(child.pid, "sleep 779")
         assert.strictEqual(sleeps.length, 1)
         yield* child.kill("SIGTERM")
         yield* child.awaitLine(/^kube-forward: stopping…/, "stderr")
@@ -219,7 +219,7 @@ layer(Env, { timeout: 60_000, excludeTestServices: true })(
         const command = ["sh", "-c", "(trap '' TERM; exec sleep 780) & echo started; wait"]
         const child = yield* kubeForward(["pod/lose", ":7000", "--no-reconnect", "--", ...command], { env: t.env })
         yield* child.awaitLine(/^started$/, "stdout")
-        const sleeps = sleepsUnder(child.pid, "sleep 780")
+        const sleeps = yield* awaitUnder(child.pid, "sleep 780")
         assert.strictEqual(sleeps.length, 1)
         yield* t.cluster.restartPod("default", "lose")
         assert.deepStrictEqual(yield* child.awaitExit, { code: 3, signal: null }, child.text("stderr"))
