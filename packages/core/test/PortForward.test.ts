@@ -337,15 +337,21 @@ describe("PortForward.make with a scripted kubectl", () => {
     }).pipe(Effect.provide(k.layer))
   })
 
-  it.effect("interruption before ready kills kubectl", () => {
-    const k = scripted(() => ({ output: [] }))
-    return Effect.gen(function*() {
-      const fiber = yield* PortForward.make({ target: "pod/web", ports: [80] }).pipe(Effect.forkChild)
-      while (k.spawns.length === 0) yield* Effect.yieldNow
+  it.effect("interruption before ready kills kubectl", () =>
+    Effect.gen(function*() {
+      const spawned = yield* Deferred.make<void>()
+      const k = scripted(() => {
+        Deferred.doneUnsafe(spawned, Exit.void)
+        return { output: [] }
+      })
+      const fiber = yield* PortForward.make({ target: "pod/web", ports: [80] }).pipe(
+        Effect.provide(k.layer),
+        Effect.forkChild({ startImmediately: true })
+      )
+      yield* Deferred.await(spawned)
       yield* Fiber.interrupt(fiber)
       assert.strictEqual(k.kills(), 1)
-    }).pipe(Effect.provide(k.layer))
-  })
+    }))
 
   it.effect("kubectl exiting after ready: Failed, isOpen false, awaitClosed fails with ForwardLost", () =>
     Effect.gen(function*() {
@@ -434,9 +440,8 @@ describe("PortForward.make with a scripted kubectl", () => {
         Stream.map((s) => s._tag === "Reconnecting" ? `Reconnecting#${s.attempt}:${s.cause._tag}` : s._tag),
         Stream.takeUntil((s) => s === "Ready" && k.spawns.length === 3),
         Stream.runCollect,
-        Effect.forkChild
+        Effect.forkChild({ startImmediately: true })
       )
-      yield* Effect.yieldNow
       yield* Deferred.succeed(die, undefined)
       const states = yield* Fiber.join(seen)
       assert.deepStrictEqual(states, ["Ready", "Reconnecting#1:ForwardLost", "Reconnecting#2:PodNotRunning", "Ready"])
