@@ -422,7 +422,8 @@ COMMAND MODE (-- COMMAND ARGS...)
   A forward given on the command line is named after its target (svc/web: web).
 
 EXIT CODES
-  0 stopped cleanly    2 invalid input (nothing started)    3 a forward failed for good
+  0 stopped cleanly (also when the reader of the output went away)    1 output could not be written
+  2 invalid input (nothing started)    3 a forward failed for good
   4 the ports file could not be written (the forwards were closed again)
   -- mode: the command's own code (126/127: it could not be run)
   128+n: a second signal n quit at once (130: Ctrl-C)
