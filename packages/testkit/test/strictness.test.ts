@@ -192,6 +192,18 @@ for (const kind of ["spdy", "tunnel"] as const) {
         assert.strictEqual((yield* cluster.counters).connections, 0)
       }))
 
+    it.live("without requestid, streams pair by id (error N, data N+2), as kubelet pairs old clients' streams", () =>
+      Effect.gen(function*() {
+        const cluster = yield* FakeCluster.make({ pods: [pod] })
+        const raw = yield* open(cluster, kind)
+        yield* raw.syn(1, [["streamtype", "error"], ["port", "7"]])
+        yield* raw.syn(3, [["streamtype", "data"], ["port", "7"]])
+        raw.send(Spdy.encodeDataFrame(3, Buffer.from("paired"), true))
+        const log = yield* raw.until((r) => frameLog(r).includes("DATA 3 FIN") ? frameLog(r) : undefined)
+        assert.includeMembers(log, ["SYN_REPLY 1", "SYN_REPLY 3", "DATA 3 paired", "DATA 3 FIN"])
+        assert.strictEqual((yield* cluster.counters).connections, 1)
+      }))
+
     it.live("a second stream of one type for a request id: accepted, and kubelet's complaint on the error stream", () =>
       Effect.gen(function*() {
         const cluster = yield* FakeCluster.make({ pods: [pod] })
