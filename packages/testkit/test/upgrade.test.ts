@@ -115,6 +115,13 @@ describe("upgrade negotiation", () => {
     assert.deepStrictEqual(parsePorts([" 80"]), "unable to parse \" 80\" as a port: invalid port")
   })
 
+  it("the channel protocol's WebSocket version must be 13, as x/net/websocket checks it", () => {
+    const v8 = ws("v4.channel.k8s.io", `${PATH}?ports=80`)
+    const d = negotiate({ ...v8, headers: { ...v8.headers, "sec-websocket-version": "8" } }, state())
+    assert.deepStrictEqual(rejected(d), [400, "bad protocol version"])
+    assert.deepStrictEqual(d._tag === "Reject" ? d.headers : undefined, { "Sec-WebSocket-Version": "13" })
+  })
+
   it("a WebSocket upgrade must be a GET with a key", () => {
     assert.deepStrictEqual(rejected(negotiate(ws("v4.channel.k8s.io", `${PATH}?ports=80`, "POST"), state()))[0], 405)
     const noKey = ws("v4.channel.k8s.io", `${PATH}?ports=80`)

@@ -202,6 +202,10 @@ const negotiateChannel = (request: UpgradeRequest, url: URL, state: UpgradeState
   }
   const key = request.headers["sec-websocket-key"]
   if (typeof key !== "string" || key.length === 0) return badRequest("missing Sec-WebSocket-Key")
+  // kubelet's golang.org/x/net/websocket (`hybiServerHandshaker.ReadHandshake`, `newServerConn`)
+  if (request.headers["sec-websocket-version"] !== "13") {
+    return { _tag: "Reject", code: 400, body: "bad protocol version", headers: { "Sec-WebSocket-Version": "13" } }
+  }
   const protocols = offeredProtocols(request.headers)
   if (protocols.length > 0 && !protocols.includes(ProtocolName.ChannelV4)) {
     return badRequest(
