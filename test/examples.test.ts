@@ -385,4 +385,7 @@ const suite = (backend: BackendName) =>
     }
   )
 
-for (const backend of backends) suite(backend)
+// A suite of concurrent tests is itself concurrent with a sibling of the same kind (vitest groups
+// adjacent concurrent children): each carrier's suite sits in a plain describe of its own, so
+// the carriers run one after the other and never both want an example's fixed port.
+for (const backend of backends) describe(backend, () => suite(backend))
