@@ -190,26 +190,31 @@ console.log("counter " + process.pid)
 setInterval(() => {}, 1 << 30)
 `
 
+/** `kube-forward pod/web :7000 -- COMMAND…` in a tmux pane, against a fresh cluster with an echo pod. */
+const commandInPane = (...command: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir
+    const cluster = yield* FakeCluster.make({ pods: [echoPod("web")] })
+    const t = yield* tmux(dir)
+    const exitFile = runInPane(
+      t,
+      { dir, env: cluster.env },
+      process.execPath,
+      bin,
+      "pod/web",
+      ":7000",
+      "--",
+      ...command
+    )
+    return { cluster, t, exitFile }
+  })
+
 describe("-- mode under a terminal: a Ctrl-C is the command's, other stop signals are ours", () => {
   it.live(
     "three Ctrl-Cs reach the command once each, none is a stop: it exits by itself, with its code",
     () =>
       Effect.gen(function*() {
-        const dir = yield* tempDir
-        const cluster = yield* FakeCluster.make({ pods: [echoPod("web")] })
-        const t = yield* tmux(dir)
-        const exitFile = runInPane(
-          t,
-          { dir, env: cluster.env },
-          process.execPath,
-          bin,
-          "pod/web",
-          ":7000",
-          "--",
-          process.execPath,
-          "-e",
-          COUNTER
-        )
+        const { cluster, t, exitFile } = yield* commandInPane(process.execPath, "-e", COUNTER)
         yield* awaitScreen(t, "the command", (s) => /counter \d+/.test(s))
         for (const n of [1, 2, 3]) {
           t.run("send-keys", "-t", "kf", "C-c")
@@ -231,21 +236,9 @@ describe("-- mode under a terminal: a Ctrl-C is the command's, other stop signal
     "Ctrl-C: what the command started in the background and that ignores SIGINT is ended with the run",
     () =>
       Effect.gen(function*() {
-        const dir = yield* tempDir
-        const cluster = yield* FakeCluster.make({ pods: [echoPod("web")] })
-        const t = yield* tmux(dir)
         // SIGHUP ignored too: the pane's shell ends the session when it exits, which would end it
         const command = ["sh", "-c", "trap '' HUP; sleep 784 & echo started; wait"]
-        const exitFile = runInPane(
-          t,
-          { dir, env: cluster.env },
-          process.execPath,
-          bin,
-          "pod/web",
-          ":7000",
-          "--",
-          ...command
-        )
+        const { cluster, t, exitFile } = yield* commandInPane(...command)
         yield* awaitScreen(t, "the command", (s) => s.includes("started"))
         const sleeps = yield* awaitInPane(t, "sleep 784")
         t.run("send-keys", "-t", "kf", "C-c")
@@ -260,20 +253,8 @@ describe("-- mode under a terminal: a Ctrl-C is the command's, other stop signal
     "SIGTERM from another shell, twice, to a command that ignores it: quits at once with 143, leaves nothing",
     () =>
       Effect.gen(function*() {
-        const dir = yield* tempDir
-        const cluster = yield* FakeCluster.make({ pods: [echoPod("web")] })
-        const t = yield* tmux(dir)
         const command = ["sh", "-c", "trap '' TERM; echo started; sleep 778"]
-        const exitFile = runInPane(
-          t,
-          { dir, env: cluster.env },
-          process.execPath,
-          bin,
-          "pod/web",
-          ":7000",
-          "--",
-          ...command
-        )
+        const { cluster, t, exitFile } = yield* commandInPane(...command)
         yield* awaitScreen(t, "the command", (s) => s.includes("started"))
         const self = kubeForwardIn(t)
         const sleeps = yield* awaitInPane(t, "sleep 778")
