@@ -11,20 +11,10 @@ import { PortForward } from "@kube-forward/core"
 import { NativeForwarder } from "@kube-forward/native"
 import { Exit, ManagedRuntime, Scope } from "effect"
 import * as Fs from "node:fs"
-import { Session } from "node:inspector/promises"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { type Profile, profiled } from "./lib/cpuProfile.ts"
 import { startHelper } from "./lib/ipc.ts"
-
-interface ProfileNode {
-  readonly id: number
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
-}
-interface Profile {
-  readonly nodes: ReadonlyArray<ProfileNode>
-  readonly samples: ReadonlyArray<number>
-  readonly timeDeltas: ReadonlyArray<number>
-}
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
 const argValue = (name: string, fallback: string): string => {
@@ -72,23 +62,17 @@ try {
   )
   const transfer = () => loadgen.call<Transfer>(direction, { host: "127.0.0.1", port: fwd.localPort, bytes })
   await transfer()
-  const session = new Session()
-  session.connect()
-  await session.post("Profiler.enable")
-  await session.post("Profiler.setSamplingInterval", { interval: 100 })
-  await session.post("Profiler.start")
-  const cpu0 = process.cpuUsage()
-  let mib = 0
-  let ms = 0
-  for (let i = 0; i < reps; i++) {
-    const t = await transfer()
-    if (!t.ok) throw new Error(`transfer ${i} failed`)
-    mib += t.bytes / 1024 / 1024
-    ms += t.ms
-  }
-  const cpu = process.cpuUsage(cpu0)
-  const { profile } = (await session.post("Profiler.stop")) as unknown as { readonly profile: Profile }
-  session.disconnect()
+  const { cpu, profile, result: { mib, ms } } = await profiled(async () => {
+    let mib = 0
+    let ms = 0
+    for (let i = 0; i < reps; i++) {
+      const t = await transfer()
+      if (!t.ok) throw new Error(`transfer ${i} failed`)
+      mib += t.bytes / 1024 / 1024
+      ms += t.ms
+    }
+    return { mib, ms }
+  })
   if (out !== "") Fs.writeFileSync(out, JSON.stringify(profile))
   console.log(
     `native ${transport} ${direction}: ${(mib / (ms / 1000)).toFixed(0)} MiB/s, process CPU ${

@@ -13,26 +13,11 @@ import { NativeForwarder } from "@kube-forward/native"
 import * as KubectlBinaries from "@kube-forward/testkit/KubectlBinaries"
 import { Effect, Exit, ManagedRuntime, Scope } from "effect"
 import * as Fs from "node:fs"
-import { Session } from "node:inspector/promises"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { type CallFrame, profiled } from "./lib/cpuProfile.ts"
 import { startHelper } from "./lib/ipc.ts"
 import { sleep } from "./lib/proc.ts"
-
-interface CallFrame {
-  readonly functionName: string
-  readonly url: string
-}
-interface ProfileNode {
-  readonly id: number
-  readonly callFrame: CallFrame
-  readonly children?: ReadonlyArray<number>
-}
-interface Profile {
-  readonly nodes: ReadonlyArray<ProfileNode>
-  readonly samples: ReadonlyArray<number>
-  readonly timeDeltas: ReadonlyArray<number>
-}
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
 const n = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 100)
@@ -67,22 +52,16 @@ const cycle = async () => {
 
 try {
   for (let i = 0; i < 5; i++) await cycle()
-  const session = new Session()
-  session.connect()
-  await session.post("Profiler.enable")
-  await session.post("Profiler.setSamplingInterval", { interval: 100 })
-  await session.post("Profiler.start")
-  const cpu0 = process.cpuUsage()
-  let wall = 0
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now()
-    await cycle()
-    wall += performance.now() - t0
-    await sleep(5)
-  }
-  const cpu = process.cpuUsage(cpu0)
-  const { profile } = (await session.post("Profiler.stop")) as unknown as { readonly profile: Profile }
-  session.disconnect()
+  const { cpu, profile, result: wall } = await profiled(async () => {
+    let wall = 0
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now()
+      await cycle()
+      wall += performance.now() - t0
+      await sleep(5)
+    }
+    return wall
+  })
   if (out !== undefined) Fs.writeFileSync(out, JSON.stringify(profile))
 
   const byId = new Map(profile.nodes.map((node) => [node.id, node]))
