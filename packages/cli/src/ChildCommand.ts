@@ -227,12 +227,16 @@ const treeKiller = (child: ChildProcess, running: () => boolean) => {
   const from = child.pid === undefined ? undefined : Tree.origin(child.pid)
   let seen: Array<Tree.Proc> = []
   const track = () => {
-    const left = seen.length === 0 ? [] : Tree.alive(seen).map((p) => p.pid)
+    // one look at the process table for all three questions
+    const all = Tree.snapshot()
+    const left = Tree.alive(seen, all).map((p) => p.pid)
     const roots = [...(running() && child.pid !== undefined ? [child.pid] : []), ...left]
-    const found = [...Tree.tree(roots), ...(from === undefined ? [] : Tree.outlived(from))]
-      .filter((p, i, all) => p.pid !== child.pid && all.findIndex((q) => q.pid === p.pid) === i)
-    seen = [...seen.filter((p) => !found.some((f) => f.pid === p.pid)), ...found]
-    return found
+    const found = new Map<number, Tree.Proc>()
+    for (const p of [...Tree.tree(roots, all), ...(from === undefined ? [] : Tree.outlived(from, all))]) {
+      if (p.pid !== child.pid) found.set(p.pid, p)
+    }
+    seen = [...seen.filter((p) => !found.has(p.pid)), ...found.values()]
+    return [...found.values()]
   }
   return {
     track: () => {

@@ -177,8 +177,7 @@ const onOutputFailed = (state: StopState, settings: Output.Settings, commandMode
   if (commandMode) return
   state.outputFailed = Output.failureText(settings.stream, error)
   Output.toStderr(`kube-forward: ${state.outputFailed}`)
-  state.stops++
-  state.session?.interruptUnsafe()
+  onOutputClosed(state, commandMode)()
 }
 
 /** The code a finished session exits with. */

@@ -46,8 +46,12 @@ const fromPs = (): Array<Proc> =>
       : [{ pid: Number(m[1]), ppid: Number(m[2]), pgid: Number(m[3]), start: undefined }]
   })
 
-/** Every live process: from `/proc` on Linux, else from `ps`; none when neither can be read. */
-const processes = (): Array<Proc> => {
+/**
+ * Every live process now: from `/proc` on Linux, else from `ps`; none when neither can be read.
+ * The functions below take one such snapshot (or read their own), so that one look at the
+ * process table serves several questions.
+ */
+export const snapshot = (): Array<Proc> => {
   try {
     return Fs.existsSync("/proc/self/stat") ? fromProc() : fromPs()
   } catch {
@@ -59,10 +63,13 @@ const processes = (): Array<Proc> => {
  * `roots` and all their live descendants (each with its process group and start time, to tell
  * it from a later process that reuses its id, see {@link alive}).
  */
-export const tree = (roots: ReadonlyArray<number>): Array<Proc> => {
-  const all = processes()
+export const tree = (roots: ReadonlyArray<number>, all: ReadonlyArray<Proc> = snapshot()): Array<Proc> => {
   const byParent = new Map<number, Array<Proc>>()
-  for (const p of all) byParent.set(p.ppid, [...(byParent.get(p.ppid) ?? []), p])
+  for (const p of all) {
+    const siblings = byParent.get(p.ppid)
+    if (siblings === undefined) byParent.set(p.ppid, [p])
+    else siblings.push(p)
+  }
   const out: Array<Proc> = all.filter((p) => roots.includes(p.pid))
   const seen = new Set(out.map((p) => p.pid))
   for (let i = 0; i < out.length; i++) {
@@ -91,14 +98,16 @@ export const origin = (pid: number): { readonly pgid: number; readonly start: nu
  * descendants. Those that were already running when it started (its parent, its siblings in a
  * pipeline) are not among them. Linux only (`/proc`): none elsewhere.
  */
-export const outlived = (from: { readonly pgid: number; readonly start: number }): Array<Proc> => {
-  const all = processes()
+export const outlived = (
+  from: { readonly pgid: number; readonly start: number },
+  all: ReadonlyArray<Proc> = snapshot()
+): Array<Proc> => {
   const group = new Set(all.filter((p) => p.pgid === from.pgid).map((p) => p.pid))
   const roots = all.filter((p) =>
     p.pgid === from.pgid && p.start !== undefined && p.start >= from.start && !group.has(p.ppid) &&
     p.pid !== process.pid
   )
-  return roots.length === 0 ? [] : tree(roots.map((p) => p.pid))
+  return roots.length === 0 ? [] : tree(roots.map((p) => p.pid), all)
 }
 
 /**
@@ -106,8 +115,8 @@ export const outlived = (from: { readonly pgid: number; readonly start: number }
  * time as when they were seen (a later process that reuses the id is not one of them; without
  * `/proc` the start time is unknown, and the group alone tells).
  */
-export const alive = (known: ReadonlyArray<Proc>): Array<Proc> => {
-  const now = new Map(processes().map((p) => [p.pid, p]))
+export const alive = (known: ReadonlyArray<Proc>, all: ReadonlyArray<Proc> = snapshot()): Array<Proc> => {
+  const now = new Map(all.map((p) => [p.pid, p]))
   return known.filter((p) => {
     const current = now.get(p.pid)
     return current !== undefined && current.pgid === p.pgid && current.start === p.start
