@@ -260,6 +260,17 @@ describe("native SPDY session", () => {
     assert.deepStrictEqual(grants, [[0, 40 * 1024 + 1], [3, 40 * 1024 + 1]])
   })
 
+  it("what was received before flow control is granted back one window at most (a larger grant could overflow)", () => {
+    const h = harness()
+    const r = recorder()
+    h.session.open(80, r.events)
+    h.feed(reply(3))
+    for (let i = 0; i < 8; i++) h.feed(Spdy.encodeDataFrame(3, Buffer.alloc(32 * 1024)))
+    h.feed(Spdy.encodeWindowUpdate(0, 1), Spdy.encodeDataFrame(3, Buffer.alloc(1)))
+    const grants = h.controls().flatMap((c) => c._tag === "WindowUpdate" ? [[c.streamId, c.delta] as const] : [])
+    assert.deepStrictEqual(grants, [[0, 64 * 1024], [3, 64 * 1024]], "256 KiB received, one 64 KiB window granted")
+  })
+
   it("the session's end fails every pair as lost; a pair's own failure is not", () => {
     const h = harness()
     const failures: Array<[string, boolean]> = []

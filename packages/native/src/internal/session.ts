@@ -174,7 +174,10 @@ export class Pair {
 
   /** This stream's window back to the server, unless its reader is behind. */
   private grant(bytes: number): void {
-    this.ungranted += bytes
+    // never more than our receive window (we advertise SPDY's default): a server that kept count
+    // from the start cannot have sent more unanswered, and a larger grant could overflow one
+    // that starts counting only now
+    this.ungranted = Math.min(this.ungranted + bytes, DEFAULT_WINDOW)
     if (this.backedUp || this.ungranted < GRANT_AT) return
     if (this.session.sendGrant(this.dataId, this.ungranted)) this.ungranted = 0
   }
@@ -344,7 +347,8 @@ export class Session {
 
   /** @internal DATA bytes handed to their owners: the session's window, granted back in steps. */
   consumed(bytes: number): void {
-    this.sessionUngranted += bytes
+    // capped at the session's window, as a stream's grant is at its own (see `Pair.grant`)
+    this.sessionUngranted = Math.min(this.sessionUngranted + bytes, DEFAULT_WINDOW)
     if (this.sessionUngranted >= GRANT_AT && this.sendGrant(0, this.sessionUngranted)) this.sessionUngranted = 0
   }
 
