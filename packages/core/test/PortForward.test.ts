@@ -29,6 +29,10 @@ const scripted = (script: (args: ReadonlyArray<string>, index: number) => Kubect
   return { layer, spawns, events, kills: () => kills }
 }
 
+/** A scripted kubectl's exit: code 1 once `die` is completed (a forward lost after ready). */
+const exitsWhen = (die: Deferred.Deferred<void>): Effect.Effect<Kubectl.ExitStatus> =>
+  Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+
 const forwarding = (local: number, remote: number) => `Forwarding from 127.0.0.1:${local} -> ${remote}`
 const stderr = (text: string): Kubectl.OutputLine => ({ stream: "stderr", text })
 
@@ -358,7 +362,7 @@ describe("PortForward.make with a scripted kubectl", () => {
       const die = yield* Deferred.make<void>()
       const k = scripted(() => ({
         output: [forwarding(7001, 80)],
-        exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+        exit: exitsWhen(die)
       }))
       const fwd = yield* PortForward.make({ target: "pod/web", ports: [80], verify: false }).pipe(
         Effect.provide(k.layer)
@@ -380,7 +384,7 @@ describe("PortForward.make with a scripted kubectl", () => {
         i === 0
           ? {
             output: [forwarding(43211, 80)],
-            exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+            exit: exitsWhen(die)
           }
           : i === 1
           ? {
@@ -421,7 +425,7 @@ describe("PortForward.make with a scripted kubectl", () => {
         i === 0
           ? {
             output: [forwarding(43210, 80)],
-            exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+            exit: exitsWhen(die)
           }
           : i === 1
           ? {
@@ -460,7 +464,7 @@ describe("PortForward.make with a scripted kubectl", () => {
         i === 0
           ? {
             output: [forwarding(43220, 80)],
-            exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+            exit: exitsWhen(die)
           }
           : { output: [notRunning], exit: { exitCode: 1, signal: null } }
       )
@@ -496,7 +500,7 @@ describe("PortForward.make with a scripted kubectl", () => {
         i === 0
           ? {
             output: [forwarding(43221, 80)],
-            exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+            exit: exitsWhen(die)
           }
           : { output: [forbidden], exit: { exitCode: 1, signal: null } }
       )
@@ -525,7 +529,7 @@ describe("PortForward.make with a scripted kubectl", () => {
         i === 0
           ? {
             output: ["Forwarding from 127.0.0.1:43230 -> 80"],
-            exit: Deferred.await(die).pipe(Effect.as({ exitCode: 1, signal: null }))
+            exit: exitsWhen(die)
           }
           : { output: ["Forwarding from 127.0.0.1:43230 -> 8080"] }
       )
